@@ -1,0 +1,312 @@
+"""Typed run configuration: dataclasses loaded from YAML, with ``key=value`` overrides.
+
+Every field is type-checked on load; unknown keys and out-of-range values raise
+:class:`ConfigError` naming the dotted key, so a typo in a YAML file or on the
+command line fails before any work starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional, Union, get_args, get_origin
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration value or key is invalid; the message names the dotted key."""
+
+
+GeneratorKind = Literal["resnet_9blocks", "resnet_6blocks", "unet_128", "unet_256"]
+DiscriminatorKind = Literal["basic", "n_layers", "pixel"]
+NormKind = Literal["instance", "batch", "none"]
+InitKind = Literal["normal", "xavier", "kaiming", "orthogonal"]
+GanMode = Literal["lsgan", "vanilla", "hinge"]
+SchedulerKind = Literal["linear", "cosine", "step", "constant"]
+Preprocess = Literal["resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none"]
+MixedPrecision = Literal["no", "bf16", "fp16", "auto"]
+
+
+@dataclass
+class ModelConfig:
+    """Network architecture. These values are also written next to the weights."""
+
+    generator: GeneratorKind = "resnet_9blocks"
+    discriminator: DiscriminatorKind = "basic"
+    n_layers_d: int = 3
+    input_nc: int = 3
+    output_nc: int = 3
+    ngf: int = 64
+    ndf: int = 64
+    norm: NormKind = "instance"
+    norm_d: Optional[NormKind] = None  # discriminator norm; None = same as `norm`
+    use_dropout: bool = False
+    init_type: InitKind = "normal"
+    init_gain: float = 0.02
+
+    def validate(self) -> None:
+        _positive(self, "n_layers_d", "input_nc", "output_nc", "ngf", "ndf")
+        if self.init_gain <= 0:
+            raise ConfigError(f"model.init_gain must be > 0, got {self.init_gain}")
+
+
+@dataclass
+class DataConfig:
+    """Where the unpaired images are and how they are augmented."""
+
+    root: str = "datasets/demo"
+    domain_a: str = "A"  # human-readable names, written into model metadata
+    domain_b: str = "B"
+    preprocess: Preprocess = "resize_and_crop"
+    load_size: int = 286
+    crop_size: int = 256
+    flip: bool = True
+    serial_batches: bool = False
+    max_dataset_size: Optional[int] = None
+    num_workers: int = -1  # -1: chosen from the CPU count
+    test_images: int = 4  # fixed images from testA/testB used for sample grids
+
+    def validate(self) -> None:
+        _positive(self, "load_size", "crop_size")
+        if self.preprocess in ("resize_and_crop", "scale_width_and_crop") and self.crop_size > self.load_size:
+            raise ConfigError(
+                f"data.crop_size ({self.crop_size}) must be <= data.load_size ({self.load_size}) "
+                f"for preprocess={self.preprocess!r}"
+            )
+        if self.max_dataset_size is not None and self.max_dataset_size <= 0:
+            raise ConfigError(f"data.max_dataset_size must be > 0 or null, got {self.max_dataset_size}")
+        if self.num_workers < -1:
+            raise ConfigError(f"data.num_workers must be >= -1, got {self.num_workers}")
+        if self.test_images < 0:
+            raise ConfigError(f"data.test_images must be >= 0, got {self.test_images}")
+
+
+@dataclass
+class LossConfig:
+    gan_mode: GanMode = "lsgan"
+    lambda_a: float = 10.0  # cycle A -> B -> A
+    lambda_b: float = 10.0  # cycle B -> A -> B
+    lambda_identity: float = 0.5  # relative to lambda_a / lambda_b, as in the paper's code
+    pool_size: int = 50
+
+    def validate(self) -> None:
+        for name in ("lambda_a", "lambda_b", "lambda_identity"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"loss.{name} must be >= 0, got {getattr(self, name)}")
+        if self.pool_size < 0:
+            raise ConfigError(f"loss.pool_size must be >= 0, got {self.pool_size}")
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    scheduler: SchedulerKind = "linear"
+    n_epochs: int = 100  # epochs at the initial LR (linear) / total length basis
+    n_epochs_decay: int = 100  # epochs of linear decay to zero after n_epochs
+    step_size: int = 50  # step scheduler: decay every step_size epochs
+    gamma: float = 0.1
+    warmup_epochs: float = 0.0
+    interval: Literal["epoch", "step"] = "epoch"
+
+    def validate(self) -> None:
+        if self.lr <= 0:
+            raise ConfigError(f"optim.lr must be > 0, got {self.lr}")
+        for name in ("beta1", "beta2"):
+            value = getattr(self, name)
+            if not 0 <= value < 1:
+                raise ConfigError(f"optim.{name} must be in [0, 1), got {value}")
+        if self.n_epochs < 0 or self.n_epochs_decay < 0 or self.n_epochs + self.n_epochs_decay <= 0:
+            raise ConfigError(
+                "optim.n_epochs and optim.n_epochs_decay must be >= 0 and not both 0, "
+                f"got {self.n_epochs} and {self.n_epochs_decay}"
+            )
+        _positive(self, "step_size")
+        if not 0 < self.gamma <= 1:
+            raise ConfigError(f"optim.gamma must be in (0, 1], got {self.gamma}")
+        if self.warmup_epochs < 0:
+            raise ConfigError(f"optim.warmup_epochs must be >= 0, got {self.warmup_epochs}")
+
+    @property
+    def total_epochs(self) -> int:
+        return self.n_epochs + self.n_epochs_decay
+
+
+@dataclass
+class TrainConfig:
+    output_dir: str = "runs/default"
+    batch_size: int = 1
+    mixed_precision: MixedPrecision = "auto"  # auto: bf16 where the hardware supports it, else no
+    seed: int = 0
+    max_steps: Optional[int] = None  # stop after this many optimizer steps (None: run all epochs)
+    save_every: int = 1000  # steps between checkpoints (also saved at the end)
+    keep_last: int = 3
+    log_every: int = 50
+    sample_every: int = 500
+    ema_decay: Optional[float] = None  # e.g. 0.999 keeps an EMA of the generators
+    compile: bool = False  # torch.compile on CUDA
+    channels_last: bool = True  # applied on CUDA only
+    deterministic: bool = False
+    tracker: Literal["tensorboard", "none"] = "tensorboard"
+
+    def validate(self) -> None:
+        _positive(self, "batch_size", "save_every", "keep_last", "log_every", "sample_every")
+        if self.max_steps is not None and self.max_steps <= 0:
+            raise ConfigError(f"train.max_steps must be > 0 or null, got {self.max_steps}")
+        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
+            raise ConfigError(f"train.ema_decay must be in (0, 1) or null, got {self.ema_decay}")
+
+
+@dataclass
+class Config:
+    name: str = "cyclegan"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def validate(self) -> "Config":
+        for section in (self.model, self.data, self.loss, self.optim, self.train):
+            section.validate()
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(self.to_yaml(), encoding="utf-8")
+
+
+def _positive(section: Any, *names: str) -> None:
+    prefix = _SECTION_PREFIX.get(type(section), "")
+    for name in names:
+        value = getattr(section, name)
+        if value <= 0:
+            raise ConfigError(f"{prefix}{name} must be > 0, got {value}")
+
+
+_SECTION_PREFIX = {
+    ModelConfig: "model.",
+    DataConfig: "data.",
+    LossConfig: "loss.",
+    OptimConfig: "optim.",
+    TrainConfig: "train.",
+}
+
+
+def _coerce(value: Any, annotation: Any, key: str) -> Any:
+    """Check ``value`` against a field annotation, converting only where lossless."""
+    origin = get_origin(annotation)
+    if origin is Literal:
+        choices = get_args(annotation)
+        if value not in choices:
+            raise ConfigError(f"{key}: expected one of {', '.join(map(repr, choices))}, got {value!r}")
+        return value
+    if origin in (Union, types.UnionType):
+        args = get_args(annotation)
+        if value is None:
+            if type(None) in args:
+                return None
+            raise ConfigError(f"{key}: null is not allowed")
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, key)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if len(errors) == 1 else f"{key}: invalid value {value!r}")
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected true/false, got {value!r}")
+    if annotation is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ConfigError(f"{key}: expected an integer, got {value!r}")
+    if annotation is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{key}: expected a number, got {value!r}")
+    if annotation is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{key}: expected a string, got {value!r}")
+    if dataclasses.is_dataclass(annotation):
+        return _build(annotation, value, key + ".")
+    raise TypeError(f"unsupported config annotation {annotation!r} for {key}")  # programming error
+
+
+def _build(cls: type, data: Any, prefix: str = "") -> Any:
+    where = prefix.rstrip(".") or "the config"
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in data.items():
+        if key not in hints:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f" (did you mean '{prefix}{close[0]}'?)" if close else f" (known: {', '.join(names)})"
+            raise ConfigError(f"unknown key '{prefix}{key}'{hint}")
+        kwargs[key] = _coerce(value, hints[key], prefix + key)
+    return cls(**kwargs)
+
+
+def config_from_dict(data: dict[str, Any]) -> Config:
+    return _build(Config, data).validate()
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``section.key=value`` strings to a raw config dict; values are parsed as YAML scalars."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not of the form section.key=value")
+        dotted, raw = item.split("=", 1)
+        parts = dotted.strip().split(".")
+        if not all(parts):
+            raise ConfigError(f"override {item!r} has an empty key")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"override {item!r}: cannot parse value: {exc}") from None
+        node = data
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r}: '{part}' is not a section")
+        node[parts[-1]] = value
+    return data
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Load a YAML preset (or the defaults when ``path`` is None) and apply overrides."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping")
+        data = loaded or {}
+    data = apply_overrides(data, list(overrides))
+    return config_from_dict(data)

@@ -1,0 +1,1 @@
+"""Export trained generators (safetensors + metadata) to verified ONNX models."""
