@@ -1,0 +1,302 @@
+"""``make demo``: the whole toolkit on an embedded default, from a video to stylized photos.
+
+Stages (each one is the real CLI of that stage, run as a subprocess, timed):
+
+1. assets  -- render the cartoon video, collect the shipped photos (``cyclegan.demo_assets``)
+2. dataset -- ``cyclegan frames`` (domain B, cartoon) and ``cyclegan images`` (domain A, photos)
+3. train   -- ``accelerate launch train_accel.py --config configs/tiny_cpu.yaml ...``
+4. export  -- ``cyclegan export`` (ONNX, verified against PyTorch)
+5. stylize -- ``python -m serve stylize`` on the held-out photos and a clip (torch-free)
+6. report  -- contact sheet, loss curves, ``summary.txt`` with every stage's time
+
+Re-running resumes: assets and dataset are reused, training continues from the last checkpoint
+(up to ``--steps``), export and stylization are redone. ``--clean`` starts from nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class DemoPlan:
+    """Sizes of one demo run; ``small()`` is what the end-to-end test uses."""
+
+    out: Path
+    steps: int = 2400
+    crop: int = 64
+    load: int = 72
+    frame_every: float = 0.2
+    crops_per_photo: int = 60
+    test_side: int = 256
+    cartoon_scene_seconds: float = 6.0
+    clip_seconds: float = 3.0
+    save_every: int = 400
+    log_every: int = 20
+    sample_every: int = 400
+    extra_overrides: list[str] = field(default_factory=list)
+
+    @classmethod
+    def small(cls, out: Path) -> "DemoPlan":
+        return cls(
+            out=out, steps=12, crop=32, load=36, frame_every=0.5, crops_per_photo=6, test_side=96,
+            cartoon_scene_seconds=2.0, clip_seconds=1.0, save_every=6, log_every=2, sample_every=6,
+            extra_overrides=["model.ngf=8", "model.ndf=8"],
+        )
+
+    @property
+    def assets(self) -> Path:
+        return self.out / "assets"
+
+    @property
+    def dataset(self) -> Path:
+        return self.out / "dataset"
+
+    @property
+    def run(self) -> Path:
+        return self.out / "run"
+
+    @property
+    def models(self) -> Path:
+        return self.out / "models"
+
+    @property
+    def stylized(self) -> Path:
+        return self.out / "stylized"
+
+
+class StageFailed(RuntimeError):
+    pass
+
+
+class StageClock:
+    """Times named stages and prints a header for each."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def run(self, name: str, fn, *args, **kwargs):
+        click.secho(f"\n==> {name}", bold=True)
+        start = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+            click.echo(f"    {name}: {self.seconds[name]:.1f} s")
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    # The children share 2 cores: let each use them all but one stage at a time.
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    return env
+
+
+def _run(args: list[str], *, cwd: Path = REPO_ROOT) -> None:
+    click.echo("    $ " + " ".join(str(a) for a in args))
+    result = subprocess.run([str(a) for a in args], cwd=cwd, env=_env())
+    if result.returncode != 0:
+        raise StageFailed(f"command failed with exit code {result.returncode}: {' '.join(map(str, args))}")
+
+
+def _cli(*args: object) -> list[str]:
+    return [sys.executable, "-m", "cyclegan", *map(str, args)]
+
+
+# --------------------------------------------------------------------------- stages
+
+
+def make_assets(plan: DemoPlan) -> None:
+    from cyclegan import demo_assets as assets
+
+    cartoon = plan.assets / "cartoon.mp4"
+    if not cartoon.exists():
+        spec = assets.CartoonSpec(scene_seconds=plan.cartoon_scene_seconds)
+        assets.make_cartoon(cartoon, spec)
+    photos_train, photos_test = plan.assets / "photos" / "train", plan.assets / "photos" / "test"
+    if not photos_test.exists():
+        assets.make_photos(
+            photos_train, photos_test,
+            crops_per_photo=plan.crops_per_photo, crop_size=plan.load + plan.load // 3, test_side=plan.test_side,
+        )
+    clip = plan.assets / "clip.mp4"
+    if not clip.exists():
+        assets.make_photo_clip(sorted(photos_test.glob("*.jpg"))[0], clip, seconds=plan.clip_seconds)
+    click.echo(f"    cartoon: {cartoon}\n    photos:  {photos_train} (train crops), {photos_test} (held out)\n    clip:    {clip}")
+
+
+def build_dataset(plan: DemoPlan) -> None:
+    _run(_cli(
+        "frames", plan.assets / "cartoon.mp4", "--out", plan.dataset, "--domain", "B", "--name", "cartoon",
+        "--every-seconds", plan.frame_every, "--resize", plan.load, "--test-ratio", 0.1,
+    ))
+    _run(_cli(
+        "images", plan.assets / "photos" / "train", "--out", plan.dataset, "--domain", "A", "--name", "photo",
+        "--resize", plan.load, "--test-ratio", 0.1,
+    ))
+
+
+def train(plan: DemoPlan, resume: bool) -> None:
+    overrides = [
+        f"data.root={plan.dataset}", f"train.output_dir={plan.run}", f"train.max_steps={plan.steps}",
+        f"data.crop_size={plan.crop}", f"data.load_size={plan.load}", f"train.save_every={plan.save_every}",
+        f"train.log_every={plan.log_every}", f"train.sample_every={plan.sample_every}", *plan.extra_overrides,
+    ]
+    args = [
+        sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1", "--num_machines", "1",
+        "--mixed_precision", "no", "--dynamo_backend", "no", "--cpu",
+        str(REPO_ROOT / "train_accel.py"), "--config", str(REPO_ROOT / "configs" / "tiny_cpu.yaml"),
+    ]
+    if resume and (plan.run / "checkpoints").exists():
+        args += ["--resume", "latest"]
+    _run(args + overrides)
+
+
+def export(plan: DemoPlan) -> None:
+    if plan.models.exists():
+        shutil.rmtree(plan.models)
+    _run(_cli("export", plan.run, "--out", plan.models))
+
+
+def a2b_model(plan: DemoPlan) -> Path:
+    models = sorted(plan.models.glob("*.onnx"))
+    for model in models:
+        if "A2B" in model.name or "photo2cartoon" in model.name:
+            return model
+    if not models:
+        raise StageFailed(f"no ONNX model in {plan.models}")
+    return models[0]
+
+
+def stylize(plan: DemoPlan) -> None:
+    model = a2b_model(plan)
+    serve = [sys.executable, "-m", "serve", "stylize", str(model)]
+    _run(serve + [str(plan.assets / "photos" / "test"), "--out", str(plan.stylized / "photos"), "--overwrite"])
+    _run(serve + [str(plan.assets / "clip.mp4"), "--out", str(plan.stylized / "clip"), "--overwrite"])
+
+
+# --------------------------------------------------------------------------- report
+
+
+def contact_sheet(plan: DemoPlan, path: Path) -> Path:
+    from PIL import Image, ImageDraw
+
+    pairs = []
+    for source in sorted((plan.assets / "photos" / "test").glob("*.jpg")):
+        outputs = sorted((plan.stylized / "photos").glob(source.stem + ".*"))
+        if outputs:
+            pairs.append((Image.open(source).convert("RGB"), Image.open(outputs[0]).convert("RGB")))
+    if not pairs:
+        raise StageFailed("no stylized photos to put on the contact sheet")
+    height = 256
+    rows = [[im.resize((round(im.width * height / im.height), height)) for im in pair] for pair in pairs]
+    width = max(sum(im.width for im in row) + 30 for row in rows)
+    sheet = Image.new("RGB", (width, len(rows) * (height + 28) + 10), "white")
+    draw = ImageDraw.Draw(sheet)
+    y = 10
+    for row in rows:
+        x = 10
+        for label, image in zip(("photo (held out)", "stylized"), row):
+            sheet.paste(image, (x, y + 18))
+            draw.text((x, y + 2), label, fill="black")
+            x += image.width + 10
+        y += height + 28
+    sheet.save(path)
+    return path
+
+
+def loss_curves(plan: DemoPlan, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(line) for line in (plan.run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    if not rows:
+        raise StageFailed("metrics.jsonl is empty: no loss to plot")
+    keys = sorted({k for row in rows for k in row if k.startswith("loss/")})
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for key in keys:
+        points = [(row["step"], row[key]) for row in rows if key in row]
+        target = axes[0] if key.split("/")[-1].startswith("D") or "G_" in key else axes[1]
+        target.plot(*zip(*points), label=key.split("/", 1)[1])
+    axes[0].set_title("adversarial losses")
+    axes[1].set_title("cycle and identity losses")
+    for axis in axes:
+        axis.set_xlabel("step")
+        axis.legend(fontsize=8)
+        axis.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def write_summary(plan: DemoPlan, clock: StageClock, path: Path) -> Path:
+    lines = ["CycleGAN toolkit demo", "=" * 21, ""]
+    lines += [f"{name:<10} {seconds:8.1f} s" for name, seconds in clock.seconds.items()]
+    lines += [f"{'total':<10} {sum(clock.seconds.values()):8.1f} s", ""]
+    lines += [
+        f"dataset:        {plan.dataset}",
+        f"run:            {plan.run}",
+        f"models:         {plan.models}",
+        f"stylized:       {plan.stylized}",
+        f"contact sheet:  {plan.out / 'contact_sheet.png'}",
+        f"loss curves:    {plan.out / 'loss_curves.png'}",
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def report(plan: DemoPlan, clock: StageClock) -> None:
+    contact_sheet(plan, plan.out / "contact_sheet.png")
+    loss_curves(plan, plan.out / "loss_curves.png")
+
+
+def run_demo(plan: DemoPlan, *, clean: bool = False) -> StageClock:
+    if clean and plan.out.exists():
+        shutil.rmtree(plan.out)
+    plan.out.mkdir(parents=True, exist_ok=True)
+    clock = StageClock()
+    clock.run("assets", make_assets, plan)
+    clock.run("dataset", build_dataset, plan)
+    clock.run("train", train, plan, resume=not clean)
+    clock.run("export", export, plan)
+    clock.run("stylize", stylize, plan)
+    clock.run("report", report, plan, clock)
+    summary = write_summary(plan, clock, plan.out / "summary.txt")
+    click.echo("\n" + summary.read_text())
+    return clock
+
+
+@click.command()
+@click.option("--out", type=click.Path(path_type=Path), default=Path("demo_out"), show_default=True,
+              help="Where every stage writes its outputs.")
+@click.option("--clean", is_flag=True, help="Delete earlier outputs and start from nothing (default: resume).")
+@click.option("--steps", type=int, default=None, help="Training steps (default 2400, about 6 minutes on 2 cores).")
+@click.option("--small", is_flag=True, help="A tiny run (seconds), as the end-to-end test does.")
+def main(out: Path, clean: bool, steps: int | None, small: bool) -> None:
+    """Run the whole pipeline on the embedded default data."""
+    plan = DemoPlan.small(out) if small else DemoPlan(out=out)
+    if steps is not None:
+        plan.steps = steps
+    try:
+        run_demo(plan, clean=clean)
+    except (StageFailed, RuntimeError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+if __name__ == "__main__":
+    main()
