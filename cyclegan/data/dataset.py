@@ -1,0 +1,96 @@
+"""The unpaired two-domain dataset the trainer iterates over."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from cyclegan.config import DataConfig
+from cyclegan.data.layout import DatasetError, domain_images
+from cyclegan.data.transforms import ImageTransform
+from cyclegan.frames.rgb import IMAGE_ERRORS, open_rgb
+
+
+def item_seed(seed: int, epoch: int, index: int) -> int:
+    """A 64-bit seed that depends only on (seed, epoch, index), with no correlation between neighbours."""
+    digest = hashlib.blake2b(f"{seed}:{epoch}:{index}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little")
+
+
+class UnpairedImageDataset(Dataset):
+    """Images of domain A and domain B from ``root/<phase>A`` and ``root/<phase>B``.
+
+    Item ``i`` is A image ``i mod len(A)`` with a B partner that, for ``phase="train"``, is drawn at
+    random (unaligned pairs); ``serial_batches`` or any other phase uses ``i mod len(B)``. The
+    partner and the augmentation are a pure function of (seed, epoch, i): call ``set_epoch`` before
+    each epoch and create the DataLoader iterator afterwards (so keep ``persistent_workers=False``,
+    or workers keep the epoch they were started with).
+    """
+
+    def __init__(
+        self, root: str | Path, phase: str = "train", data_cfg: DataConfig | None = None, seed: int = 0
+    ) -> None:
+        self.root = Path(root)
+        self.phase = phase
+        self.cfg = data_cfg if data_cfg is not None else DataConfig(root=str(root))
+        self.seed = seed
+        self.epoch = 0
+        self.paths_a = domain_images(self.root, phase, "A", self.cfg.max_dataset_size)
+        self.paths_b = domain_images(self.root, phase, "B", self.cfg.max_dataset_size)
+        self.random_pairs = phase == "train" and not self.cfg.serial_batches
+        self.transform = ImageTransform.from_config(self.cfg, random=phase == "train")
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return max(len(self.paths_a), len(self.paths_b))
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} items")
+        generator = torch.Generator().manual_seed(item_seed(self.seed, self.epoch, index))
+        path_a = self.paths_a[index % len(self.paths_a)]
+        if self.random_pairs:
+            path_b = self.paths_b[int(torch.randint(0, len(self.paths_b), (), generator=generator))]
+        else:
+            path_b = self.paths_b[index % len(self.paths_b)]
+        return {
+            "A": self.transform(load_image(path_a), generator),
+            "B": self.transform(load_image(path_b), generator),
+            "A_path": str(path_a),
+            "B_path": str(path_b),
+        }
+
+    def validate(self) -> "UnpairedImageDataset":
+        """Open every image's header; DatasetError listing the unreadable files (up to 10)."""
+        bad = [f"{path} ({reason})" for path in self.paths_a + self.paths_b if (reason := _header_problem(path))]
+        if bad:
+            more = f" and {len(bad) - 10} more" if len(bad) > 10 else ""
+            raise DatasetError(
+                f"{len(bad)} unreadable image(s) in {self.root}: " + "; ".join(bad[:10]) + more
+                + ": delete or replace them (re-import with `cyclegan images` to convert)"
+            )
+        return self
+
+
+def load_image(path: Path) -> Image.Image:
+    try:
+        return open_rgb(path)
+    except IMAGE_ERRORS as exc:
+        raise DatasetError(f"cannot read image {path}: {exc}: delete or replace the file") from None
+
+
+def _header_problem(path: Path) -> str | None:
+    try:
+        with Image.open(path) as image:
+            if image.width <= 0 or image.height <= 0:
+                return "empty image"
+    except IMAGE_ERRORS as exc:
+        return str(exc) or type(exc).__name__
+    return None
