@@ -234,7 +234,8 @@ class FakeBotApi:
             self._state.failures.append(_Failure(method, code, description, times))
 
     # update builders -------------------------------------------------------------
-    def _message(self, user_id: int, **content: Any) -> Json:
+    def custom_message(self, user_id: int, **content: Any) -> Json:
+        """A message update from ``user_id`` in their private chat with any Bot API content fields."""
         message = {
             "message_id": next(self._ids),
             "date": int(time.time()),
@@ -249,7 +250,7 @@ class FakeBotApi:
         if text.startswith("/"):
             command = text.split()[0]
             content["entities"] = [{"type": "bot_command", "offset": 0, "length": len(command)}]
-        return self._message(user_id, **content)
+        return self.custom_message(user_id, **content)
 
     def photo_message(self, user_id: int, image_bytes: bytes, *, caption: Optional[str] = None) -> Json:
         """A compressed photo, stored in Telegram's sizes (see :func:`telegram_photo_sizes`)."""
@@ -259,7 +260,7 @@ class FakeBotApi:
         content: Json = {"photo": sizes}
         if caption:
             content["caption"] = caption
-        return self._message(user_id, **content)
+        return self.custom_message(user_id, **content)
 
     def photo_message_from_sizes(self, user_id: int, sizes: Iterable[tuple[bytes, int, int]], *, file_size: Optional[int] = None) -> Json:
         """A photo with explicit sizes; ``file_size`` overrides what the message claims (oversize tests)."""
@@ -269,7 +270,7 @@ class FakeBotApi:
             if file_size is not None:
                 entry["file_size"] = file_size
             entries.append(entry)
-        return self._message(user_id, photo=entries)
+        return self.custom_message(user_id, photo=entries)
 
     def document_message(
         self, user_id: int, data: bytes, *, file_name: str, mime_type: Optional[str], file_size: Optional[int] = None
@@ -280,25 +281,25 @@ class FakeBotApi:
             document["mime_type"] = mime_type
         if file_size is not None:
             document["file_size"] = file_size
-        return self._message(user_id, document=document)
+        return self.custom_message(user_id, document=document)
 
     def sticker_message(self, user_id: int) -> Json:
         sticker = {
             **self.add_file(b"RIFF0000WEBPVP8 ", suffix=".webp", kind="stickers"),
             "type": "regular", "width": 512, "height": 512, "is_animated": False, "is_video": False, "emoji": "🙂",
         }
-        return self._message(user_id, sticker=sticker)
+        return self.custom_message(user_id, sticker=sticker)
 
     def animation_message(self, user_id: int) -> Json:
         """A GIF: the Bot API sets both ``animation`` and ``document`` on such messages."""
         gif = {**self.add_file(b"GIF89a" + bytes(32), suffix=".mp4", kind="animations"),
                "file_name": "funny.gif.mp4", "mime_type": "video/mp4"}
-        return self._message(user_id, animation={**gif, "width": 320, "height": 240, "duration": 2}, document=gif)
+        return self.custom_message(user_id, animation={**gif, "width": 320, "height": 240, "duration": 2}, document=gif)
 
     def video_message(self, user_id: int) -> Json:
         video = {**self.add_file(bytes(64), suffix=".mp4", kind="videos"), "width": 640, "height": 360,
                  "duration": 3, "mime_type": "video/mp4"}
-        return self._message(user_id, video=video)
+        return self.custom_message(user_id, video=video)
 
     def callback_query(self, user_id: int, message: Json, data: str) -> Json:
         """A press on an inline button of ``message`` (a message the bot sent, from :meth:`sent_message`)."""
