@@ -100,17 +100,17 @@ def make_test_model(
 
     nodes = [
         # Identity for sizes that are multiples of m; an error otherwise (like a real generator).
-        helper.make_node("SpaceToDepth", [input_name], ["s2d"], blocksize=m),
-        helper.make_node("DepthToSpace", ["s2d"], ["x"], blocksize=m, mode="DCR"),
+        helper.make_node("SpaceToDepth", [input_name], ["_s2d"], blocksize=m),
+        helper.make_node("DepthToSpace", ["_s2d"], ["_x"], blocksize=m, mode="DCR"),
     ]
     if kind == "permute":
         initializers = [numpy_helper.from_array(permute_weight(), "W")]
-        nodes.append(helper.make_node("Conv", ["x", "W"], [output_name], kernel_shape=[1, 1]))
+        nodes.append(helper.make_node("Conv", ["_x", "W"], [output_name], kernel_shape=[1, 1]))
     elif kind == "conv":
         weight, bias = conv_weights(seed)
         initializers = [numpy_helper.from_array(weight, "W"), numpy_helper.from_array(bias, "B")]
-        nodes.append(helper.make_node("Conv", ["x", "W", "B"], ["y"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]))
-        nodes.append(helper.make_node("Tanh", ["y"], [output_name]))
+        nodes.append(helper.make_node("Conv", ["_x", "W", "B"], ["_y"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]))
+        nodes.append(helper.make_node("Tanh", ["_y"], [output_name]))
     else:
         raise ValueError(f"unknown test model kind {kind!r} (use 'permute' or 'conv')")
 
