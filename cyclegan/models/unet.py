@@ -1,0 +1,90 @@
+"""U-Net generator, layer for layer as ``UnetGenerator`` in junyanz/pytorch-CycleGAN-and-pix2pix."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import nn
+
+from .norm import conv_bias_for, norm_factory
+from .sizes import check_multiple, is_tracing
+
+
+class UnetSkipConnectionBlock(nn.Module):
+    """down -> submodule -> up, concatenated with the block's input (except the outermost block).
+
+    As in the original, the first LeakyReLU is in-place, so the skip connection carries the
+    activated input; kept on purpose so trained weights behave identically.
+    """
+
+    def __init__(
+        self,
+        outer_nc: int,
+        inner_nc: int,
+        input_nc: Optional[int] = None,
+        submodule: Optional[nn.Module] = None,
+        outermost: bool = False,
+        innermost: bool = False,
+        norm: str = "instance",
+        use_dropout: bool = False,
+    ) -> None:
+        super().__init__()
+        self.outermost = outermost
+        norm_layer = norm_factory(norm)
+        bias = conv_bias_for(norm)
+        if input_nc is None:
+            input_nc = outer_nc
+        downconv = nn.Conv2d(input_nc, inner_nc, kernel_size=4, stride=2, padding=1, bias=bias)
+        downrelu = nn.LeakyReLU(0.2, True)
+        uprelu = nn.ReLU(True)
+        if outermost:
+            assert submodule is not None
+            upconv = nn.ConvTranspose2d(inner_nc * 2, outer_nc, kernel_size=4, stride=2, padding=1)
+            layers = [downconv, submodule, uprelu, upconv, nn.Tanh()]
+        elif innermost:
+            upconv = nn.ConvTranspose2d(inner_nc, outer_nc, kernel_size=4, stride=2, padding=1, bias=bias)
+            layers = [downrelu, downconv, uprelu, upconv, norm_layer(outer_nc)]
+        else:
+            assert submodule is not None
+            upconv = nn.ConvTranspose2d(inner_nc * 2, outer_nc, kernel_size=4, stride=2, padding=1, bias=bias)
+            layers = [downrelu, downconv, norm_layer(inner_nc), submodule, uprelu, upconv, norm_layer(outer_nc)]
+            if use_dropout:
+                layers.append(nn.Dropout(0.5))
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.outermost:
+            return self.model(x)
+        return torch.cat([x, self.model(x)], 1)
+
+
+class UnetGenerator(nn.Module):
+    """U-Net with ``num_downs`` stride-2 levels: 7 for unet_128, 8 for unet_256 (sides must be multiples of 2**num_downs)."""
+
+    def __init__(
+        self,
+        input_nc: int = 3,
+        output_nc: int = 3,
+        num_downs: int = 8,
+        ngf: int = 64,
+        norm: str = "instance",
+        use_dropout: bool = False,
+    ) -> None:
+        super().__init__()
+        if num_downs < 5:
+            raise ValueError(f"num_downs must be >= 5, got {num_downs}")
+        self.kind = f"unet_{2 ** num_downs}"
+        block = UnetSkipConnectionBlock(ngf * 8, ngf * 8, norm=norm, innermost=True)
+        for _ in range(num_downs - 5):
+            block = UnetSkipConnectionBlock(ngf * 8, ngf * 8, submodule=block, norm=norm, use_dropout=use_dropout)
+        block = UnetSkipConnectionBlock(ngf * 4, ngf * 8, submodule=block, norm=norm)
+        block = UnetSkipConnectionBlock(ngf * 2, ngf * 4, submodule=block, norm=norm)
+        block = UnetSkipConnectionBlock(ngf, ngf * 2, submodule=block, norm=norm)
+        self.model = UnetSkipConnectionBlock(output_nc, ngf, input_nc=input_nc, submodule=block, outermost=True, norm=norm)
+        self.size_multiple = 2**num_downs
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not is_tracing():
+            check_multiple(self.kind, self.size_multiple, int(x.shape[-2]), int(x.shape[-1]))
+        return self.model(x)

@@ -1,0 +1,180 @@
+"""cyclegan.models: architectures mirror the original (parameter counts), shapes, gradients, size rules."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from cyclegan.config import ModelConfig
+from cyclegan.models import (
+    GENERATOR_KINDS,
+    InputSizeError,
+    build_discriminator,
+    build_generator,
+    check_input_size,
+    crop_back,
+    generator_from_card,
+    init_weights,
+    make_generator,
+    pad_to_multiple,
+    size_multiple,
+)
+from serve.model_metadata import GeneratorCard
+
+
+def n_params(net: torch.nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())
+
+
+# Small base widths keep these fast; the counts test uses the real widths.
+SMALL = {"resnet_6blocks": (4, 64, 96), "resnet_9blocks": (4, 64, 96), "unet_128": (2, 128, 256), "unet_256": (2, 256, 512)}
+
+
+@pytest.mark.parametrize(
+    "cfg, expected",
+    [
+        (ModelConfig(generator="resnet_9blocks", ngf=64, norm="instance"), 11_378_179),
+        (ModelConfig(generator="unet_256", ngf=64, norm="instance"), 54_409_603),
+    ],
+)
+def test_generator_parameter_counts_match_original(cfg: ModelConfig, expected: int) -> None:
+    assert n_params(build_generator(cfg)) == expected
+
+
+def test_patchgan_parameter_count_matches_original() -> None:
+    assert n_params(build_discriminator(ModelConfig(ndf=64, discriminator="basic", norm="instance"))) == 2_764_737
+
+
+@pytest.mark.parametrize("norm", ["instance", "batch", "none"])
+@pytest.mark.parametrize("kind", GENERATOR_KINDS)
+def test_generator_shapes_non_square(kind: str, norm: str) -> None:
+    ngf, h, w = SMALL[kind]
+    net = make_generator(kind, ngf=ngf, norm=norm, use_dropout=(norm == "batch"))
+    x = torch.rand(2, 3, h, w) * 2 - 1
+    for train in (True, False):
+        net.train(train)
+        with torch.no_grad():
+            y = net(x)
+        assert y.shape == x.shape
+        assert y.abs().max() <= 1  # tanh output
+        assert torch.isfinite(y).all()
+
+
+def test_norm_choice_changes_layers() -> None:
+    kinds = {norm: {type(m).__name__ for m in make_generator("resnet_6blocks", ngf=4, norm=norm).modules()}
+             for norm in ("instance", "batch", "none")}
+    assert "InstanceNorm2d" in kinds["instance"] and "BatchNorm2d" not in kinds["instance"]
+    assert "BatchNorm2d" in kinds["batch"] and "InstanceNorm2d" not in kinds["batch"]
+    assert not {"BatchNorm2d", "InstanceNorm2d"} & kinds["none"]
+
+
+def test_dropout_only_when_requested() -> None:
+    for kind in ("resnet_6blocks", "unet_128"):
+        with_d = make_generator(kind, ngf=2, use_dropout=True)
+        without = make_generator(kind, ngf=2, use_dropout=False)
+        assert any(isinstance(m, torch.nn.Dropout) for m in with_d.modules())
+        assert not any(isinstance(m, torch.nn.Dropout) for m in without.modules())
+
+
+@pytest.mark.parametrize(
+    "kind, ngf, norm, size",
+    [("resnet_6blocks", 4, "instance", (32, 48)), ("unet_128", 2, "batch", (128, 128)), ("unet_256", 2, "none", (256, 256))],
+)
+def test_gradients_reach_every_generator_parameter(kind: str, ngf: int, norm: str, size: tuple[int, int]) -> None:
+    torch.manual_seed(0)
+    net = init_weights(make_generator(kind, ngf=ngf, norm=norm), "normal", 0.02).train()
+    x = torch.rand(2, 3, *size) * 2 - 1
+    net(x).square().mean().backward()
+    for name, p in net.named_parameters():
+        assert p.grad is not None, name
+        assert p.grad.abs().sum() > 0, name
+
+
+@pytest.mark.parametrize("kind, n_layers", [("basic", 3), ("n_layers", 2), ("n_layers", 4), ("pixel", 3)])
+def test_discriminator_shapes_and_gradients(kind: str, n_layers: int) -> None:
+    cfg = ModelConfig(discriminator=kind, n_layers_d=n_layers, ndf=8, norm="instance", norm_d="batch")
+    net = build_discriminator(cfg).train()
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())  # norm_d wins over norm
+    x = torch.rand(2, 3, 64, 96) * 2 - 1
+    y = net(x)
+    if kind == "pixel":
+        assert y.shape == (2, 1, 64, 96)
+    else:
+        # n stride-2 layers then two 4x4 stride-1 convs with padding 1 (each shrinks by 1)
+        layers = 3 if kind == "basic" else n_layers
+        assert y.shape == (2, 1, 64 // 2**layers - 2, 96 // 2**layers - 2)
+    y.mean().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters())
+
+
+def test_patchgan_receptive_field_is_70() -> None:
+    net = build_discriminator(ModelConfig(ndf=4, norm="none")).eval()
+    for p in net.parameters():
+        torch.nn.init.constant_(p, 0.01)
+    x = torch.zeros(1, 3, 256, 256, requires_grad=True)
+    y = net(x)
+    y[0, 0, 15, 15].backward()
+    rows = torch.nonzero(x.grad[0].abs().sum(0).sum(1)).flatten()
+    cols = torch.nonzero(x.grad[0].abs().sum(0).sum(0)).flatten()
+    assert int(rows.max() - rows.min() + 1) == 70
+    assert int(cols.max() - cols.min() + 1) == 70
+
+
+def test_size_multiple_and_check_input_size() -> None:
+    assert [size_multiple(k) for k in ("resnet_9blocks", "resnet_6blocks", "unet_128", "unet_256")] == [4, 4, 128, 256]
+    check_input_size("unet_256", 256, 512)
+    with pytest.raises(InputSizeError, match="multiples of 256") as info:
+        check_input_size("unet_256", 256, 300)
+    assert isinstance(info.value, ValueError)
+    assert "256x512" in str(info.value)  # suggests the next valid size
+    with pytest.raises(ValueError, match="unknown generator 'resnet_3blocks'"):
+        size_multiple("resnet_3blocks")
+
+
+@pytest.mark.parametrize("kind, size, multiple", [("resnet_6blocks", (62, 64), 4), ("unet_128", (128, 192), 128)])
+def test_generator_forward_raises_clear_size_error(kind: str, size: tuple[int, int], multiple: int) -> None:
+    net = make_generator(kind, ngf=2)
+    with pytest.raises(InputSizeError, match=f"multiples of {multiple}, got {size[0]}x{size[1]}"):
+        net(torch.zeros(1, 3, *size))
+
+
+def test_pad_to_multiple_and_crop_back_round_trip() -> None:
+    x = torch.rand(2, 3, 37, 50)
+    padded, size = pad_to_multiple(x, 4)
+    assert padded.shape == (2, 3, 40, 52) and size == (37, 50)
+    assert torch.equal(crop_back(padded, size), x)
+    # reflect: the first padded row mirrors the row above the last one
+    assert torch.equal(padded[..., 37, :50], x[..., 35, :])
+    net = make_generator("resnet_6blocks", ngf=2).eval()
+    with torch.no_grad():
+        assert crop_back(net(padded), size).shape == x.shape
+    same, size = pad_to_multiple(x[..., :36, :48], 4)
+    assert same.shape[-2:] == (36, 48)
+
+
+def test_pad_falls_back_to_replicate_for_tiny_images() -> None:
+    x = torch.rand(3, 5, 3)  # unbatched, pad of 251/253 is larger than the sides
+    padded, size = pad_to_multiple(x, 256)
+    assert padded.shape == (3, 256, 256)
+    assert torch.equal(padded[:, 255, :3], x[:, 4, :])
+    assert torch.equal(crop_back(padded, size), x)
+    with pytest.raises(ValueError, match="multiple must be > 0"):
+        pad_to_multiple(x, 0)
+
+
+def test_init_weights_distribution_and_errors() -> None:
+    net = build_generator(ModelConfig(generator="resnet_6blocks", ngf=16, init_type="normal", init_gain=0.02))
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    weights = torch.cat([m.weight.flatten() for m in convs])
+    assert abs(weights.std().item() - 0.02) < 0.002
+    assert all(m.bias is None or torch.all(m.bias == 0) for m in convs)
+    with pytest.raises(ValueError, match="unknown init_type"):
+        init_weights(net, "uniform")
+
+
+def test_generator_from_card_matches_config_architecture() -> None:
+    cfg = ModelConfig(generator="unet_128", ngf=4, norm="batch", use_dropout=True)
+    card = GeneratorCard(generator="unet_128", ngf=4, norm="batch", use_dropout=True)
+    built, from_card = build_generator(cfg), generator_from_card(card)
+    assert {k: v.shape for k, v in built.state_dict().items()} == {k: v.shape for k, v in from_card.state_dict().items()}
+    from_card.load_state_dict(built.state_dict())  # strict by default
