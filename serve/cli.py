@@ -1,0 +1,221 @@
+"""``python -m serve`` / ``cyclegan-serve``: stylize files with an ONNX model, or run the Telegram bot.
+
+``cyclegan stylize`` and ``cyclegan bot`` are these same click commands (imported lazily by
+:mod:`cyclegan.cli`). Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Optional, Sequence
+
+import click
+from PIL import Image
+from tqdm import tqdm
+
+from serve.imageio import DEFAULT_MAX_PIXELS, ImageInputError, open_image, output_format, save_image
+from serve.video import DEFAULT_CRF, VIDEO_EXTENSIONS, VideoInputError, output_name, stylize_video
+
+CONTEXT = {"help_option_names": ["-h", "--help"]}
+
+
+def image_extensions() -> frozenset[str]:
+    """Extensions of the image formats Pillow can read (``.pdf`` and other write-only formats excluded)."""
+    Image.init()
+    return frozenset(ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN) - VIDEO_EXTENSIONS
+
+
+@dataclass(frozen=True)
+class Job:
+    src: Path
+    dst: Path
+    kind: str  # "image" | "video" | "unknown" (explicit file with an unknown extension: probed)
+
+
+@dataclass
+class Plan:
+    jobs: list[Job]
+    problems: list[str]  # "path: why" for inputs that cannot be planned (missing, colliding outputs)
+    ignored: int = 0  # files in folders that are neither images nor videos
+
+
+def _kind(path: Path, images: frozenset[str]) -> Optional[str]:
+    suffix = path.suffix.lower()
+    if suffix in VIDEO_EXTENSIONS:
+        return "video"
+    if suffix in images:
+        return "image"
+    return None
+
+
+def _image_name(rel: Path, fmt: str) -> Path:
+    if fmt == "jpg":
+        return rel.with_suffix(".jpg")
+    if fmt == "png":
+        return rel.with_suffix(".png")
+    try:
+        output_format(rel)
+        return rel
+    except ValueError:  # a format Pillow reads but cannot write: fall back to lossless PNG
+        return rel.with_suffix(".png")
+
+
+def _output(rel: Path, kind: str, fmt: str) -> Path:
+    if kind == "video":
+        return rel.with_name(output_name(rel))
+    return _image_name(rel, fmt)
+
+
+def _walk(folder: Path, recursive: bool, skip: Path) -> Iterator[Path]:
+    pattern = folder.rglob("*") if recursive else folder.glob("*")
+    for path in sorted(pattern):
+        if path.is_file() and not any(part.startswith(".") for part in path.relative_to(folder).parts):
+            if skip not in path.resolve().parents:
+                yield path
+
+
+def plan_jobs(inputs: Sequence[Path], out: Path, *, fmt: str = "keep", recursive: bool = True) -> Plan:
+    """Map inputs to output paths: files to ``OUT/name``, folder contents to ``OUT/relative/path``."""
+    images = image_extensions()
+    plan = Plan([], [])
+    taken: dict[Path, Path] = {}
+    out_resolved = out.resolve()
+
+    def add(src: Path, rel: Path, kind: str) -> None:
+        dst = out / _output(rel, kind, fmt)
+        if dst in taken:
+            plan.problems.append(f"{src}: its output {dst} is also the output of {taken[dst]}; rename one")
+            return
+        taken[dst] = src
+        plan.jobs.append(Job(src, dst, kind))
+
+    for item in inputs:
+        if item.is_dir():
+            for path in _walk(item, recursive, out_resolved):
+                kind = _kind(path, images)
+                if kind is None:
+                    plan.ignored += 1
+                else:
+                    add(path, path.relative_to(item), kind)
+        elif item.is_file():
+            add(item, Path(item.name), _kind(item, images) or "unknown")
+        else:
+            plan.problems.append(f"{item}: no such file or folder")
+    return plan
+
+
+def _stylize_image(stylizer, job: Job, max_pixels: int) -> None:
+    image = open_image(job.src, max_pixels=max_pixels)
+    save_image(stylizer.stylize(image), job.dst)
+
+
+def run_job(stylizer, job: Job, *, max_side: Optional[int], max_pixels: int, crf: int, progress: bool) -> str:
+    """Stylize one input; returns what it was ("image" or "video"); raises on bad input."""
+    if job.kind == "image":
+        _stylize_image(stylizer, job, max_pixels)
+        return "image"
+    if job.kind == "video":
+        stylize_video(stylizer, job.src, job.dst, max_side=max_side, crf=crf, progress=progress)
+        return "video"
+    try:  # unknown extension: an image if Pillow can read it, else a video if FFmpeg can
+        _stylize_image(stylizer, Job(job.src, job.dst.with_suffix(".png"), "image"), max_pixels)
+        return "image"
+    except ImageInputError as image_error:
+        try:
+            dst = job.dst.with_name(output_name(job.dst))
+            stylize_video(stylizer, job.src, dst, max_side=max_side, crf=crf, progress=progress)
+            return "video"
+        except VideoInputError:
+            raise ImageInputError(f"neither an image nor a video: {image_error}") from None
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+@click.group(context_settings=CONTEXT)
+def cli() -> None:
+    """Torch-free serving: stylize images, folders and videos with an ONNX model, or run the Telegram bot."""
+
+
+@cli.command("stylize", context_settings=CONTEXT)
+@click.argument("model", type=click.Path(path_type=Path))
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", "-o", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder (created). Folder inputs keep their relative paths inside it.")
+@click.option("--max-side", type=click.IntRange(min=0), default=None,
+              help="Longest output side. Images default to the model's recommended max side, videos keep "
+                   "their size; 0 keeps the size of images too.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="onnxruntime threads (default: the CPUs available to this process).")
+@click.option("--overwrite", is_flag=True, help="Redo outputs that already exist (default: skip them).")
+@click.option("--format", "fmt", type=click.Choice(["keep", "jpg", "png"]), default="keep", show_default=True,
+              help="Image output format; videos are always H.264 (.mp4 unless the input is .mov/.mkv).")
+@click.option("--recursive/--no-recursive", default=True, show_default=True, help="Descend into sub-folders.")
+@click.option("--crf", type=click.IntRange(0, 51), default=DEFAULT_CRF, show_default=True,
+              help="H.264 quality for videos (lower is better and larger).")
+@click.option("--max-pixels", type=click.IntRange(min=1), default=DEFAULT_MAX_PIXELS, show_default=True,
+              help="Refuse images with more pixels than this (decompression-bomb guard).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+def stylize(model: Path, inputs: tuple[Path, ...], out: Path, max_side: Optional[int], threads: Optional[int],
+            overwrite: bool, fmt: str, recursive: bool, crf: int, max_pixels: int, quiet: bool) -> None:
+    """Stylize images, folders and videos in INPUTS with the ONNX MODEL into --out.
+
+    Bad files are reported and skipped; the exit code is 1 if any input failed.
+    """
+    from serve.stylizer import ModelLoadError, Stylizer  # onnxruntime loads only for this command
+
+    try:
+        stylizer = Stylizer(model, threads=threads, max_side=max_side)
+    except ModelLoadError as exc:
+        raise click.ClickException(str(exc)) from None
+    plan = plan_jobs(inputs, out, fmt=fmt, recursive=recursive)
+    failed = list(plan.problems)
+    for problem in plan.problems:
+        click.echo(f"failed: {problem}", err=True)
+    done = {"image": 0, "video": 0}
+    skipped = 0
+    out.mkdir(parents=True, exist_ok=True)
+    bar = tqdm(plan.jobs, unit="file", desc="stylize", disable=quiet or len(plan.jobs) < 2)
+    for job in bar:
+        if job.dst.exists() and not overwrite:
+            skipped += 1
+            continue
+        try:
+            kind = run_job(stylizer, job, max_side=max_side, max_pixels=max_pixels, crf=crf, progress=not quiet)
+            done[kind] += 1
+        except (ImageInputError, VideoInputError) as exc:
+            failed.append(f"{job.src}: {exc}")
+            tqdm.write(f"failed: {job.src}: {exc}", file=sys.stderr)
+        except Exception as exc:  # one bad file must not stop a folder run; say what it was
+            failed.append(f"{job.src}: {type(exc).__name__}: {exc}")
+            tqdm.write(f"failed: {job.src}: {type(exc).__name__}: {exc}", file=sys.stderr)
+    bar.close()
+    parts = [f"stylized {_plural(done['image'], 'image')} and {_plural(done['video'], 'video')} into {out}"]
+    if skipped:
+        parts.append(f"{skipped} skipped (output exists; --overwrite redoes them)")
+    if plan.ignored:
+        parts.append(f"{plan.ignored} ignored (not images or videos)")
+    parts.append(f"{len(failed)} failed")
+    click.echo("; ".join(parts))
+    if failed:
+        raise SystemExit(1)
+
+
+@cli.command("bot", context_settings=CONTEXT)
+@click.option("--healthcheck", is_flag=True,
+              help="Exit 0 if a running bot's heartbeat file is fresh, else 1 (for container HEALTHCHECKs).")
+def bot(healthcheck: bool) -> None:
+    """Run the Telegram bot with every *.onnx model in BOT_MODELS_DIR.
+
+    Configured by BOT_* environment variables (BOT_TOKEN, BOT_MODELS_DIR, ...; see serve.bot_config).
+    """
+    from serve import bot as bot_module  # python-telegram-bot is only needed here
+
+    if healthcheck:
+        healthy, why = bot_module.healthcheck()
+        click.echo(why)
+        raise SystemExit(0 if healthy else 1)
+    bot_module.run_bot_from_env()
