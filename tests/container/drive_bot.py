@@ -65,7 +65,7 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=90)
     args = parser.parse_args()
 
-    model = make_test_model(args.models / "smoke_style.onnx")
+    model = make_test_model(args.models / "smoke_style.onnx", kind="conv", seed=3)
     model.chmod(0o644)
     args.models.chmod(0o755)
     token = f"987654:SMOKE-{secrets.token_hex(12)}"
