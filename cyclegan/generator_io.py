@@ -1,0 +1,129 @@
+"""Generator weights on disk: one ``.safetensors`` file whose header carries the :class:`GeneratorCard`.
+
+No pickles anywhere: the card is JSON in the header metadata (key ``"cyclegan"``), so
+:func:`read_card` reads a few kilobytes and never touches the weights.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from typing import Literal, Union
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+import cyclegan
+from cyclegan.config import Config
+from cyclegan.models import generator_from_card, size_multiple
+from serve.model_metadata import METADATA_KEY, GeneratorCard, MetadataError
+
+PathLike = Union[str, os.PathLike]
+
+
+class GeneratorFileError(MetadataError):
+    """The file is not a readable safetensors generator, or its weights do not fit its card."""
+
+
+def _unwrap(module: nn.Module) -> nn.Module:
+    """Strip DDP/DataParallel and torch.compile wrappers so parameter names are the plain ones."""
+    while True:
+        if isinstance(module, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
+            module = module.module
+        elif hasattr(module, "_orig_mod"):
+            module = module._orig_mod
+        else:
+            return module
+
+
+def save_generator(path: PathLike, module: nn.Module, card: GeneratorCard) -> Path:
+    """Write ``module``'s weights and ``card`` to ``path`` atomically; returns the path.
+
+    The file appears complete or not at all: it is written to a temporary name in the same
+    directory, fsynced and moved over ``path`` with ``os.replace``. Every tensor is copied to a
+    contiguous CPU tensor, which also un-shares tied weights (safetensors refuses shared storage).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {
+        name: t.detach().to("cpu", copy=True).contiguous() for name, t in _unwrap(module).state_dict().items()
+    }
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        save_file(tensors, str(tmp), metadata=card.to_props())
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def _header(path: Path) -> dict[str, str]:
+    if not path.is_file():
+        raise FileNotFoundError(f"generator file not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            return fh.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise GeneratorFileError(f"{path} is not a readable .safetensors file ({exc}); expected one written by save_generator") from None
+
+
+def read_card(path: PathLike) -> GeneratorCard:
+    """The card from the file header, without loading any weights."""
+    path = Path(path)
+    return GeneratorCard.from_props(_header(path), where=str(path))
+
+
+def load_generator(path: PathLike, device: Union[str, torch.device] = "cpu") -> tuple[nn.Module, GeneratorCard]:
+    """Rebuild the generator the card describes, load its weights on ``device``; returns (module in eval mode, card)."""
+    path = Path(path)
+    card = read_card(path)
+    module = generator_from_card(card)
+    state = load_file(str(path), device=str(device))
+    module.to(device)
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise GeneratorFileError(
+            f"{path}: the weights do not match the architecture in its card ({card.generator}, ngf={card.ngf}, "
+            f"norm={card.norm}): {exc}"
+        ) from None
+    return module.eval(), card
+
+
+def card_from_config(
+    cfg: Config, direction: Literal["A2B", "B2A"], step: int = 0, epoch: int = 0, ema: bool = False
+) -> GeneratorCard:
+    """The card for one generator of a training run (A2B = G_A maps domain_a to domain_b)."""
+    if direction not in ("A2B", "B2A"):
+        raise ValueError(f"direction must be 'A2B' or 'B2A', got {direction!r}")
+    m, d = cfg.model, cfg.data
+    a2b = direction == "A2B"
+    return GeneratorCard(
+        generator=m.generator,
+        input_nc=m.input_nc if a2b else m.output_nc,
+        output_nc=m.output_nc if a2b else m.input_nc,
+        ngf=m.ngf,
+        norm=m.norm,
+        use_dropout=m.use_dropout,
+        direction=direction,
+        source_domain=d.domain_a if a2b else d.domain_b,
+        target_domain=d.domain_b if a2b else d.domain_a,
+        mean=(0.5, 0.5, 0.5),
+        std=(0.5, 0.5, 0.5),
+        size_multiple=size_multiple(m.generator),
+        train_size=d.crop_size,
+        step=step,
+        epoch=epoch,
+        ema=ema,
+        run_name=cfg.name,
+        project_version=cyclegan.__version__,
+    )
+
+
+__all__ = ["GeneratorFileError", "METADATA_KEY", "card_from_config", "load_generator", "read_card", "save_generator"]
