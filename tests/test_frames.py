@@ -219,3 +219,21 @@ def test_letterbox_bars_are_cropped(tmp_path):
     build_from_videos([video], out, "B", FrameOptions(sampling=Sampling(every_seconds=1.0), letterbox=True))
     with Image.open(out / "trainB/wide_00000000ms.jpg") as image:
         assert image.size == (200, 80)
+
+
+def test_folders_are_searched_recursively_for_videos(videos, tmp_path):
+    folder = tmp_path / "inbox"
+    (folder / "season1").mkdir(parents=True)
+    (folder / "season1" / "other.mkv").write_bytes(videos["other"].read_bytes())
+    (folder / "notes.txt").write_text("not a video, and not named like one: ignored")
+    summary = build_from_videos([folder], tmp_path / "ds", "B")
+    assert summary.ok and summary.processed == [str(folder / "season1" / "other.mkv")] and summary.kept == 3
+
+
+def test_frames_package_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, cyclegan.frames.cli, cyclegan.frames.pipeline; print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"

@@ -1,0 +1,1 @@
+"""Stand-alone benchmark scripts (``python -m benchmarks.<name>``); not part of the test suite."""
