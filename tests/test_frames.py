@@ -237,3 +237,15 @@ def test_frames_package_does_not_import_torch():
     code = "import sys, cyclegan.frames.cli, cyclegan.frames.pipeline; print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_same_stem_from_two_folders_does_not_overwrite(videos, tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = write_h264(tmp_path / "a/clip.mkv", [texture(64, 96, 500 + i // 2) for i in range(4)], 2)
+    second = write_h264(tmp_path / "b/clip.mkv", [texture(64, 96, 600 + i // 2) for i in range(4)], 2)
+    summary = build_from_videos([first, second], tmp_path / "ds", "B")
+    assert summary.kept == 4
+    names = [f.split("/")[1] for f in _files(tmp_path / "ds")]
+    assert names[:2] == ["clip-" + names[0][5:11] + "_00000000ms.jpg", "clip-" + names[0][5:11] + "_00001000ms.jpg"]
+    assert names[2:] == ["clip_00000000ms.jpg", "clip_00001000ms.jpg"]

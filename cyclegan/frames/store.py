@@ -74,6 +74,20 @@ class DatasetStore:
         self.root.mkdir(parents=True, exist_ok=True)
         self.manifest_path = self.root / MANIFEST
         self.records: list[dict[str, Any]] = self._read_manifest()
+        self._reindex()
+
+    def _reindex(self) -> None:
+        # lookups per input must not scan the whole manifest (imports of 10k photos)
+        self._by_source: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self._stems: dict[tuple[str, str], set[str]] = {}
+        for record in self.records:
+            self._index(record)
+
+    def _index(self, record: dict[str, Any]) -> None:
+        domain, source_id = record.get("domain"), record.get("source_id")
+        self._by_source.setdefault((domain, source_id), []).append(record)
+        if record.get("stem"):
+            self._stems.setdefault((domain, record["stem"]), set()).add(source_id)
 
     def _read_manifest(self) -> list[dict[str, Any]]:
         if not self.manifest_path.is_file():
@@ -94,27 +108,24 @@ class DatasetStore:
     # -- queries -------------------------------------------------------------------------------
     def source_done(self, domain: str, source_id: str, options_fp: str) -> bool:
         """True when the last ``source`` record for this video says done with these options."""
-        for record in reversed(self.records):
-            if record.get("kind") == "source" and record.get("domain") == domain and record.get("source_id") == source_id:
+        for record in reversed(self._by_source.get((domain, source_id), [])):
+            if record.get("kind") == "source":
                 return record.get("status") == "done" and record.get("fingerprint") == options_fp
         return False
 
     def image_done(self, domain: str, source_id: str, options_fp: str) -> bool:
         return any(
-            r.get("kind") == "frame" and r.get("domain") == domain and r.get("source_id") == source_id
-            and r.get("fingerprint") == options_fp
-            for r in self.records
+            r.get("kind") == "frame" and r.get("fingerprint") == options_fp
+            for r in self._by_source.get((domain, source_id), [])
         )
 
     def has_source(self, domain: str, source_id: str) -> bool:
-        return any(r.get("domain") == domain and r.get("source_id") == source_id for r in self.records)
+        return bool(self._by_source.get((domain, source_id)))
 
     def stem_for(self, domain: str, stem: str, source_id: str) -> str:
         """``stem``, or ``stem-<id>`` when another source of this domain already uses ``stem``."""
-        for record in self.records:
-            if record.get("domain") == domain and record.get("stem") == stem and record.get("source_id") != source_id:
-                return f"{stem}-{source_id[:6]}"
-        return stem
+        others = self._stems.get((domain, stem), set()) - {source_id}
+        return f"{stem}-{source_id[:6]}" if others else stem
 
     def kept_hashes(self, domain: str) -> list[int]:
         """dHashes of the frames kept in ``domain`` (for de-duplication across runs)."""
@@ -157,6 +168,7 @@ class DatasetStore:
                         removed += self._unlink(path)
         if len(keep) != len(self.records):
             self.records = keep
+            self._reindex()
             self._rewrite_manifest()
         return removed
 
@@ -180,6 +192,8 @@ class DatasetStore:
         with self.manifest_path.open("a", encoding="utf-8") as handle:
             handle.write("".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
         self.records.extend(records)
+        for record in records:
+            self._index(record)
 
     def write_image(self, image: Image.Image, relative: str, fmt: str, quality: int = 95) -> None:
         """Save ``image`` at ``root/relative`` atomically (JPEG quality ``quality`` or PNG)."""

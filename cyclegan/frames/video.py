@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +61,19 @@ class Sampling:
             "every_seconds": self.every_seconds, "every_frames": self.every_frames, "count": self.count,
             "start": self.start, "end": self.end,
         }
+
+
+class _Targets:
+    """The wanted times ``first + k * step`` for k < count, as a lazy sequence (count may be inf)."""
+
+    def __init__(self, spec: tuple[float, float, float]) -> None:
+        self.first, self.step, self.count = spec
+
+    def __len__(self) -> int:
+        return sys.maxsize if math.isinf(self.count) else int(self.count)
+
+    def __getitem__(self, k: int) -> float:
+        return self.first + k * self.step
 
 
 @dataclass(frozen=True)
@@ -212,7 +226,7 @@ class VideoReader:
                 index += 1
             self._check_complete(last_time, end, sampling)
             return
-        targets = self._targets(sampling, end)
+        targets = _Targets(self._target_times(sampling, end))
         position: float | None = None  # time of the last decoded frame
         frames: Iterator[av.VideoFrame] | None = None
         k = 0
@@ -243,18 +257,17 @@ class VideoReader:
                 f"file says {duration:.2f} s; it is truncated or corrupt (frames before that were kept)"
             )
 
-    def _targets(self, sampling: Sampling, end: float) -> list[float]:
+    def _target_times(self, sampling: Sampling, end: float) -> tuple[float, float, float]:
+        """(first, step, count) of the wanted times; count is inf for an open-ended video."""
         if sampling.count is not None:
             if math.isinf(end):
                 raise VideoError(f"{self.path}: the duration is unknown, so --count cannot spread frames; use --every-seconds")
-            span = end - sampling.start
-            return [sampling.start + (i + 0.5) * span / sampling.count for i in range(sampling.count)]
+            step = (end - sampling.start) / sampling.count
+            return sampling.start + 0.5 * step, step, sampling.count
         step = sampling.every_seconds
         assert step is not None
-        if math.isinf(end):
-            end = 1e9
-        n = max(0, math.ceil((end - sampling.start) / step - 1e-9))
-        return [sampling.start + i * step for i in range(n)]
+        count = math.inf if math.isinf(end) else max(0, math.ceil((end - sampling.start) / step - 1e-9))
+        return sampling.start, step, count
 
     def _check_complete(self, last_time: float | None, end: float, sampling: Sampling) -> None:
         duration = self.info.duration
