@@ -249,3 +249,22 @@ def test_same_stem_from_two_folders_does_not_overwrite(videos, tmp_path):
     names = [f.split("/")[1] for f in _files(tmp_path / "ds")]
     assert names[:2] == ["clip-" + names[0][5:11] + "_00000000ms.jpg", "clip-" + names[0][5:11] + "_00001000ms.jpg"]
     assert names[2:] == ["clip_00000000ms.jpg", "clip_00001000ms.jpg"]
+
+
+def test_consecutive_dedup_keeps_a_scene_that_returns_later(tmp_path):
+    scenes = [texture(64, 96, 700), texture(64, 96, 700), texture(64, 96, 701), texture(64, 96, 700)]
+    video = write_h264(tmp_path / "abba.mkv", [s for s in scenes for _ in range(2)], 2)
+    consecutive = build_from_videos([video], tmp_path / "c", "B", FrameOptions(dedup="consecutive"))
+    global_ = build_from_videos([video], tmp_path / "g", "B", FrameOptions(dedup="global"))
+    assert (consecutive.kept, dict(consecutive.dropped)) == (3, {"duplicate": 1})
+    assert (global_.kept, dict(global_.dropped)) == (2, {"duplicate": 2})
+
+
+def test_cli_count_start_end_and_usage_errors(videos, tmp_path):
+    out = tmp_path / "ds"
+    base = ["frames", str(videos["designed"]), "--out", str(out), "--domain", "B", "--no-progress"]
+    result = CliRunner().invoke(cyclegan_main, base + ["--count", "2", "--start", "10", "--end", "12"])
+    assert result.exit_code == 0, result.output
+    assert _files(out) == ["trainB/designed_00010400ms.jpg", "trainB/designed_00011400ms.jpg"]
+    clash = CliRunner().invoke(cyclegan_main, base + ["--count", "2", "--every-seconds", "1"])
+    assert clash.exit_code == 2 and "choose one of" in clash.output

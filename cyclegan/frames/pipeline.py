@@ -157,8 +157,8 @@ def _examine(
 
 
 def _expected_samples(reader: VideoReader, sampling: Sampling) -> int | None:
-    duration = reader.info.duration
-    end = min(sampling.end, duration) if sampling.end is not None and duration is not None else (sampling.end or duration)
+    ends = [x for x in (sampling.end, reader.info.duration) if x is not None]
+    end = min(ends) if ends else None
     if sampling.count is not None:
         return sampling.count
     if end is None:
@@ -221,10 +221,8 @@ def build_from_videos(
         if store.has_source(domain, source_id) or force:
             store.forget_source(domain, source_id, stem, FORMATS)
             deduper = None  # its hashes are gone too
-        if deduper is None:
+        if deduper is None or options.dedup == "consecutive":  # consecutive: starts afresh per video
             deduper = _dataset_deduper(store, domain, options.dedup, options.hash_distance)
-        if options.dedup == "consecutive":
-            deduper = Deduper("consecutive", options.hash_distance)
         with reader:
             _extract(reader, path, source_id, stem, domain, options, options_fp, store, deduper, summary, progress, log)
     return summary
