@@ -82,3 +82,22 @@ def test_images_cli_exit_code_resize_and_split(tmp_path):
     for path in files:
         with Image.open(path) as image:
             assert min(image.size) == 32
+
+
+def test_cyclegan_data_reads_what_frames_and_images_write(tmp_path):
+    """The hand-off: a dataset built by `cyclegan images` (A) and `cyclegan frames` (B) trains as is."""
+    from cyclegan.config import DataConfig
+    from cyclegan.data import UnpairedImageDataset, read_domain_names
+    from cyclegan.frames.pipeline import build_from_videos
+    from media import write_h264
+
+    _photos(tmp_path / "src")
+    video = write_h264(tmp_path / "toon.mkv", [texture(64, 96, 900 + i // 2) for i in range(8)], 2)
+    out = tmp_path / "ds"
+    import_images([tmp_path / "src"], out, "A", name="photo", log=lambda message: None)
+    assert build_from_videos([video], out, "B", name="cartoon").kept == 4
+    assert read_domain_names(out) == {"A": "photo", "B": "cartoon"}
+    cfg = DataConfig(root=str(out), load_size=36, crop_size=32)
+    dataset = UnpairedImageDataset(out, "train", cfg).validate()
+    item = dataset[0]
+    assert len(dataset) == 5 and tuple(item["A"].shape) == (3, 32, 32) and tuple(item["B"].shape) == (3, 32, 32)
