@@ -15,7 +15,7 @@ LR = 2e-4
 
 def lrs(cfg: OptimConfig, n: int, steps_per_epoch: int = 10) -> list[float]:
     """The LR in effect during each of the first ``n`` scheduler intervals."""
-    opt = torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=LR)
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=LR)
     sched = build_scheduler(opt, cfg, steps_per_epoch)
     out = []
     for _ in range(n):
@@ -87,13 +87,13 @@ def test_warmup_multiplies_linear_curve() -> None:
 
 def test_state_dict_round_trip(tmp_path) -> None:
     cfg = OptimConfig(scheduler="linear", n_epochs=2, n_epochs_decay=6, interval="step")
-    opt = torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=LR)
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=LR)
     sched = build_scheduler(opt, cfg, steps_per_epoch=5)
     for _ in range(17):
         opt.step()
         sched.step()
     torch.save(sched.state_dict(), tmp_path / "s.pt")
-    opt2 = torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=LR)
+    opt2 = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=LR)
     sched2 = build_scheduler(opt2, cfg, steps_per_epoch=5)
     sched2.load_state_dict(torch.load(tmp_path / "s.pt", weights_only=True))
     assert sched2.last_epoch == 17
@@ -106,6 +106,6 @@ def test_state_dict_round_trip(tmp_path) -> None:
 
 
 def test_rejects_bad_steps_per_epoch() -> None:
-    opt = torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=LR)
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=LR)
     with pytest.raises(ValueError, match="steps_per_epoch must be > 0"):
         build_scheduler(opt, OptimConfig(interval="step"), 0)
