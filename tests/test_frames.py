@@ -43,7 +43,7 @@ def videos(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("videos")
     designed = write_h264(root / "designed.mp4", designed_frames(), FPS, audio_seconds=13.0, gop=2 * FPS)
     other = write_h264(root / "other.mkv", [texture(120, 160, 50 + i // FPS) for i in range(3 * FPS)], FPS)
-    dense = write_h264(root / "dense.mkv", [texture(64, 96, 300 + i) for i in range(20)], 10)
+    dense = write_h264(root / "dense.mkv", [texture(64, 96, 300 + i) for i in range(40)], 10)
     return {
         "designed": designed,
         "other": other,
@@ -268,3 +268,9 @@ def test_cli_count_start_end_and_usage_errors(videos, tmp_path):
     assert _files(out) == ["trainB/designed_00010400ms.jpg", "trainB/designed_00011400ms.jpg"]
     clash = CliRunner().invoke(cyclegan_main, base + ["--count", "2", "--every-seconds", "1"])
     assert clash.exit_code == 2 and "choose one of" in clash.output
+
+
+def test_audio_running_past_the_video_is_not_truncation(tmp_path):
+    video = write_h264(tmp_path / "long_audio.mkv", [texture(64, 96, 800 + i) for i in range(8)], 4, audio_seconds=2.8)
+    summary = build_from_videos([video], tmp_path / "ds", "B", FrameOptions(sampling=Sampling(every_seconds=0.5)))
+    assert summary.ok and summary.kept == 4, summary.format()

@@ -143,10 +143,14 @@ class VideoReader:
         stream = self._stream
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         fps = float(rate) if rate else 25.0
+        # How much shorter than the declared duration the stream may end before it counts as
+        # truncated: a container-level duration (MKV) also covers an audio track that may run on.
+        self._slack = 2.5 / fps
         if stream.duration is not None:
             duration: float | None = float(stream.duration * self._tb)
         elif self._container.duration is not None:
             duration = self._container.duration / av.time_base
+            self._slack = max(1.0, 0.02 * duration)
         else:
             duration = None
         ctx = stream.codec_context
@@ -251,7 +255,7 @@ class VideoReader:
             k += 1
             while k < len(targets) and targets[k] <= position + half:
                 k += 1  # several targets fall on this frame: take it once
-        if k < len(targets) and duration is not None and targets[k] < duration - 2.0 / fps:
+        if k < len(targets) and duration is not None and targets[k] < duration - self._slack:
             raise VideoError(
                 f"{self.path}: the stream ends at {0.0 if last_time is None else last_time:.2f} s but the "
                 f"file says {duration:.2f} s; it is truncated or corrupt (frames before that were kept)"
@@ -273,7 +277,7 @@ class VideoReader:
         duration = self.info.duration
         if duration is None or (sampling.end is not None and sampling.end < duration):
             return
-        if last_time is None or last_time < duration - 2.5 / self.info.fps:
+        if last_time is None or last_time < duration - self._slack:
             raise VideoError(
                 f"{self.path}: the stream ends at {0.0 if last_time is None else last_time:.2f} s but the "
                 f"file says {duration:.2f} s; it is truncated or corrupt (frames before that were kept)"
