@@ -172,7 +172,9 @@ def _transcode(stylizer: Stylizer, source: av.container.InputContainer, src: Pat
         for packet in source.demux(*streams):
             if packet.stream.type == "video":
                 for frame in packet.decode():
-                    kwargs = {"width": decode_w, "height": decode_h, "interpolation": "LANCZOS"} if resize else {}
+                    # Scale when asked to, and whenever a stream changes resolution mid-way.
+                    scale = resize or (frame.width, frame.height) != (decode_w, decode_h)
+                    kwargs = {"width": decode_w, "height": decode_h, "interpolation": "LANCZOS"} if scale else {}
                     pixels = frame.to_ndarray(format="rgb24", **kwargs)
                     if rotation:
                         pixels = np.rot90(pixels, k=rotation // 90)

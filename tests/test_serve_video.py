@@ -103,3 +103,20 @@ def test_bad_inputs_are_clear_errors_and_leave_nothing(stylizer: Stylizer, tmp_p
     with pytest.raises(ValueError, match="use .mp4"):
         stylize_video(stylizer, good, out / "x.webm", progress=False)
     assert output_name("a/b.webm") == "b.mp4" and output_name("c.MOV") == "c.MOV"
+
+
+def test_variable_frame_timing_is_kept(stylizer: Stylizer, tmp_path: Path) -> None:
+    """Irregular timestamps (a variable-frame-rate phone clip) come out exactly as they went in."""
+    src = tmp_path / "vfr.mkv"
+    stamps = [0, 1, 2, 5, 6, 10, 11]
+    with av.open(str(src), "w") as container:
+        video = container.add_stream("libx264", rate=10)
+        video.width, video.height, video.pix_fmt = 48, 32, "yuv420p"
+        for i, pts in enumerate(stamps):
+            frame = av.VideoFrame.from_ndarray(texture(32, 48, i), format="rgb24")
+            frame.pts, frame.time_base = pts, Fraction(1, 10)
+            container.mux(video.encode(frame))
+        container.mux(video.encode(None))
+    result = stylize_video(stylizer, src, tmp_path / "vfr_out.mp4", progress=False)
+    assert probe(result.path)["pts"] == probe(src)["pts"] == [Fraction(p, 10) for p in stamps]
+    assert result.audio == "none"
