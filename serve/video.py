@@ -1,9 +1,11 @@
 """Stylize a video frame by frame with PyAV: same timestamps and frame rate, H.264 out, audio kept.
 
-* Video: decoded, turned upright (display-matrix rotation applied to the pixels, so the output needs
-  no rotation tag), scaled to ``max_side`` if given, forced to even width/height (yuv420p needs
-  them), stylized in small batches and encoded with libx264 (yuv420p, ``crf``). Input timestamps are
-  passed through in the input stream's time base, so the frame rate -- constant or variable -- is kept.
+* Video: decoded (colours read per the stream's tags; untagged HD as BT.709, SD as BT.601), turned
+  upright (display-matrix rotation applied to the pixels, so the output needs no rotation tag),
+  scaled to ``max_side`` if given, forced to even width/height (yuv420p needs them), stylized in
+  small batches and encoded with libx264 (yuv420p, ``crf``, tagged BT.709 limited range). Input
+  timestamps are passed through in the input stream's time base, so the frame rate -- constant or
+  variable -- is kept.
 * Audio: the first audio stream is copied packet for packet when the output container accepts its
   codec (checked by writing a header in memory first); otherwise it is transcoded to AAC.
 * The output appears atomically: it is written to ``NAME.partial`` and renamed when complete.
@@ -31,6 +33,7 @@ VIDEO_EXTENSIONS = frozenset({
 # Output containers that hold H.264; any other input extension is written as .mp4.
 OUTPUT_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
 DEFAULT_CRF = 18
+BT709, UNSPECIFIED, MPEG_RANGE = 1, 2, 1  # FFmpeg's AVColorSpace/AVColorPrimaries/AVColorRange values
 DEFAULT_PRESET = "medium"
 
 
@@ -141,6 +144,10 @@ def _transcode(stylizer: Stylizer, source: av.container.InputContainer, src: Pat
         vout.codec_context.time_base = time_base
         vout.time_base = time_base
         vout.options = {"crf": str(crf), "preset": preset}
+        # Tag what we write (BT.709, limited range) so players do not have to guess the colours.
+        context = vout.codec_context
+        context.colorspace = context.color_primaries = context.color_trc = BT709
+        context.color_range = MPEG_RANGE
         audio_mode, aout = "none", None
         if ain is not None:
             if _can_copy(ain, container_format):
@@ -162,6 +169,8 @@ def _transcode(stylizer: Stylizer, source: av.container.InputContainer, src: Pat
             styled = stylizer.run_array(np.stack([array for _, array in pending]))
             for (pts, _), pixels in zip(pending, styled):
                 frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format="rgb24")
+                frame = frame.reformat(format="yuv420p", dst_colorspace="ITU709")
+                frame.colorspace, frame.color_range = BT709, MPEG_RANGE
                 frame.pts, frame.time_base = pts, time_base
                 out.mux(vout.encode(frame))
             count += len(pending)
@@ -175,6 +184,8 @@ def _transcode(stylizer: Stylizer, source: av.container.InputContainer, src: Pat
                     # Scale when asked to, and whenever a stream changes resolution mid-way.
                     scale = resize or (frame.width, frame.height) != (decode_w, decode_h)
                     kwargs = {"width": decode_w, "height": decode_h, "interpolation": "LANCZOS"} if scale else {}
+                    if frame.colorspace == UNSPECIFIED:  # untagged: guess like players do (HD -> BT.709)
+                        kwargs["src_colorspace"] = "ITU709" if coded_h >= 720 else "ITU601"
                     pixels = frame.to_ndarray(format="rgb24", **kwargs)
                     if rotation:
                         pixels = np.rot90(pixels, k=rotation // 90)

@@ -120,3 +120,29 @@ def test_variable_frame_timing_is_kept(stylizer: Stylizer, tmp_path: Path) -> No
     result = stylize_video(stylizer, src, tmp_path / "vfr_out.mp4", progress=False)
     assert probe(result.path)["pts"] == probe(src)["pts"] == [Fraction(p, 10) for p in stamps]
     assert result.audio == "none"
+
+
+@pytest.mark.parametrize("tagged", [False, True], ids=["untagged", "bt709"])
+def test_colours_survive_and_output_is_tagged(stylizer: Stylizer, tmp_path: Path, tagged: bool) -> None:
+    """A flat colour comes back channel-rotated within a few levels, whichever YUV matrix the input used."""
+    src = tmp_path / "flat.mp4"
+    colour = (200, 50, 30)
+    with av.open(str(src), "w") as container:
+        video = container.add_stream("libx264", rate=5)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        if tagged:
+            video.codec_context.colorspace = video.codec_context.color_primaries = video.codec_context.color_trc = 1
+        for i in range(2):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), colour, np.uint8), format="rgb24")
+            if tagged:
+                frame = frame.reformat(format="yuv420p", dst_colorspace="ITU709")
+                frame.colorspace = 1
+            frame.pts, frame.time_base = i, Fraction(1, 5)
+            container.mux(video.encode(frame))
+        container.mux(video.encode(None))
+    result = stylize_video(stylizer, src, tmp_path / "flat_out.mp4", progress=False)
+    with av.open(str(result.path)) as container:
+        frame = next(container.decode(video=0))
+        assert frame.colorspace == 1  # BT.709, so players do not guess
+        got = frame.to_ndarray(format="rgb24")[24, 32].astype(int)
+    assert np.abs(got - np.array([50, 30, 200])).max() <= 4, got
