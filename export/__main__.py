@@ -1,0 +1,3 @@
+from export.cli import export
+
+export(prog_name="python -m export")

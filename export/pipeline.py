@@ -1,0 +1,246 @@
+"""The export pipeline: safetensors generator -> verified fp32 ONNX -> optional fp16/int8 variants.
+
+File names: ``<name>_<direction>.onnx`` for fp32 and ``<name>_<direction>.<precision>.onnx`` for the
+reduced precisions, where ``name`` is ``--name``, else the card's run name, else the run folder's
+(or the .safetensors file's) name. Every file is written to a temporary name in the output folder,
+checked, and only then renamed into place: a failed check leaves no file behind.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+import onnx
+from torch import nn
+
+from export import onnx_export, quantize, verify
+from export.onnx_export import DEFAULT_OPSET, ExportError
+from serve.model_metadata import GeneratorCard
+
+PRECISIONS = ("fp32", "fp16", "int8")
+DIRECTIONS = ("A2B", "B2A")
+DEFAULT_MAX_SIDE = 1024
+REDUCED_PSNR_WARN_DB = 30.0
+Echo = Callable[[str], None]
+
+
+@dataclass
+class VariantReport:
+    precision: str
+    path: Path
+    ms_per_image: Optional[float] = None  # best-of-N onnxruntime latency at `bench_side`
+    bench_side: Optional[int] = None
+    psnr_db: Optional[float] = None  # against the fp32 ONNX output; None for fp32 itself
+
+
+@dataclass
+class ExportReport:
+    source: Path
+    direction: str
+    exporter: str
+    parity: list[verify.ParityCase] = field(default_factory=list)
+    variants: list[VariantReport] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    precisions: tuple[str, ...] = ("fp32",)
+    opset: int = DEFAULT_OPSET
+    max_side: int = DEFAULT_MAX_SIDE
+    calibration_dir: Optional[Path] = None
+    calibration_count: int = 32
+    exporter: str = "auto"
+    bench_side: int = 256  # 0 disables the speed measurement
+    bench_repeats: int = 3
+    threads: Optional[int] = None
+
+    def validate(self) -> None:
+        unknown = [p for p in self.precisions if p not in PRECISIONS]
+        if unknown or not self.precisions:
+            raise ExportError(f"unknown precision(s) {unknown}: choose from {', '.join(PRECISIONS)}")
+        if self.max_side <= 0:
+            raise ExportError(f"--max-side must be > 0, got {self.max_side}")
+        if self.opset < 17:
+            raise ExportError(f"--opset must be >= 17 (dynamo exporter), got {self.opset}")
+
+
+def resolve_sources(source: str | os.PathLike[str], direction: Optional[str]) -> list[Path]:
+    """The generator files to export: a run folder's generators/ or one .safetensors file."""
+    source = Path(source)
+    if direction not in (None, "both", *DIRECTIONS):
+        raise ExportError(f"--direction must be A2B, B2A or both, got {direction!r}")
+    if source.is_dir():
+        wanted = DIRECTIONS if direction in (None, "both") else (direction,)
+        files = [source / "generators" / f"{d}.safetensors" for d in wanted]
+        missing = [str(f) for f in files if not f.is_file()]
+        if missing:
+            raise ExportError(
+                f"{source} is not a training run with {'/'.join(wanted)} generators: missing {', '.join(missing)} "
+                "(pass a run folder written by `cyclegan train` or one .safetensors file)"
+            )
+        return files
+    if source.is_file():
+        if source.suffix != ".safetensors":
+            raise ExportError(f"{source}: expected a .safetensors generator file or a training run folder")
+        return [source]
+    raise ExportError(f"no such run folder or generator file: {source}")
+
+
+def default_name(source: Path, card: GeneratorCard) -> str:
+    if card.run_name:
+        return card.run_name
+    if source.parent.name == "generators":
+        return source.parent.parent.resolve().name
+    return source.stem
+
+
+def output_path(out_dir: Path, name: str, direction: str, precision: str) -> Path:
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "generator"
+    suffix = "" if precision == "fp32" else f".{precision}"
+    return out_dir / f"{safe}_{direction}{suffix}.onnx"
+
+
+def load_source(path: Path) -> tuple[nn.Module, GeneratorCard]:
+    from cyclegan.generator_io import load_generator
+
+    try:
+        return load_generator(path, device="cpu")
+    except Exception as exc:  # noqa: BLE001 - any failure here is "this file is not a usable generator"
+        raise ExportError(
+            f"cannot load generator {path}: {type(exc).__name__}: {exc} "
+            "(is it a complete .safetensors file written by `cyclegan train`?)"
+        ) from None
+
+
+def export_generator(
+    source: Path,
+    out_dir: Path,
+    options: ExportOptions,
+    *,
+    name: Optional[str] = None,
+    echo: Echo = lambda _msg: None,
+) -> ExportReport:
+    """Export one generator file to every requested precision; raises ExportError/ParityError on failure."""
+    options.validate()
+    module, card = load_source(source)
+    if "int8" in options.precisions:  # fail before the slow part when calibration images are missing
+        calibration_files = quantize.list_calibration_images(options.calibration_dir, options.calibration_count)
+    else:
+        calibration_files = []
+    name = name or default_name(source, card)
+    max_side = card.size_multiple * max(1, options.max_side // card.size_multiple)
+
+    proto, exporter = onnx_export.to_onnx_proto(module, card, opset=options.opset, exporter=options.exporter)  # type: ignore[arg-type]
+    onnx_export.check_io(proto)
+    report = ExportReport(source=source, direction=card.direction, exporter=exporter)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    fp32_card = onnx_export.export_card(card, precision="fp32", opset=options.opset, max_side=max_side)
+    fp32_tmp = onnx_export.save_single_file(onnx_export.attach_card(proto, fp32_card), output_path(out_dir, name, card.direction, "fp32"))
+    tmp_files = [fp32_tmp]
+    try:
+        fp32_session = verify.make_session(fp32_tmp, options.threads)
+        report.parity = verify.check_parity(
+            module, fp32_session, input_nc=card.input_nc, size_multiple=card.size_multiple,
+            where=f"{source} ({card.direction}, {exporter} exporter)",
+        )
+        worst = max(c.max_abs_diff for c in report.parity)
+        echo(f"{card.direction}: {card.generator} exported ({exporter}, opset {options.opset}); parity with PyTorch "
+             f"at {len(report.parity)} shapes, max abs diff {worst:.2e} < {verify.FP32_TOLERANCE:g}")
+
+        bench = _bench_input(card, options.bench_side)
+        fp32_ms = verify.time_session(fp32_session, bench, options.bench_repeats) if bench is not None else None
+        eval_x = _eval_input(card, calibration_files)
+        fp32_eval = verify.run_session(fp32_session, eval_x)
+        finals: list[tuple[Path, VariantReport]] = []
+        for precision in options.precisions:
+            final = output_path(out_dir, name, card.direction, precision)
+            if precision == "fp32":
+                tmp, variant = fp32_tmp, VariantReport("fp32", final, fp32_ms, options.bench_side or None)
+            else:
+                variant_card = onnx_export.export_card(card, precision=precision, opset=options.opset, max_side=max_side)
+                if precision == "fp16":
+                    reduced = quantize.to_fp16(onnx.load(str(fp32_tmp)))
+                else:
+                    side = quantize.calibration_side(card)
+                    calibration = quantize.load_calibration_batch(calibration_files, card, side)
+                    reduced = quantize.to_int8(fp32_tmp, calibration)
+                tmp = onnx_export.save_single_file(onnx_export.attach_card(reduced, variant_card), final)
+                tmp_files.append(tmp)
+                session = verify.make_session(tmp, options.threads)
+                variant = VariantReport(precision, final, psnr_db=verify.psnr(fp32_eval, verify.run_session(session, eval_x)))
+                if bench is not None:
+                    variant.ms_per_image = verify.time_session(session, bench, options.bench_repeats)
+                    variant.bench_side = options.bench_side
+            finals.append((tmp, variant))
+            echo("  " + describe(variant, fp32_ms))
+            if variant.psnr_db is not None and variant.psnr_db < REDUCED_PSNR_WARN_DB:
+                echo(f"  warning: {precision} PSNR {variant.psnr_db:.1f} dB is below {REDUCED_PSNR_WARN_DB:.0f} dB "
+                     "against fp32: expect visible differences")
+        for tmp, variant in finals:
+            os.replace(tmp, variant.path)
+            report.variants.append(variant)
+    finally:
+        for tmp in tmp_files:
+            tmp.unlink(missing_ok=True)
+    return report
+
+
+def export_source(
+    source: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    options: ExportOptions,
+    *,
+    direction: Optional[str] = None,
+    name: Optional[str] = None,
+    echo: Echo = lambda _msg: None,
+) -> list[ExportReport]:
+    """Export a run folder (both directions or one) or a single .safetensors generator."""
+    files = resolve_sources(source, direction)
+    if len(files) == 1 and direction in DIRECTIONS:
+        from cyclegan.generator_io import read_card
+
+        try:
+            card_direction = read_card(files[0]).direction
+        except Exception as exc:  # noqa: BLE001
+            raise ExportError(f"cannot read the metadata of {files[0]}: {exc}") from None
+        if card_direction != direction:
+            raise ExportError(f"{files[0]} holds the {card_direction} generator, but --direction {direction} was asked")
+    return [export_generator(f, Path(out_dir), options, name=name, echo=echo) for f in files]
+
+
+def describe(variant: VariantReport, fp32_ms: Optional[float]) -> str:
+    parts = [f"{variant.precision:>4} -> {variant.path.name}"]
+    if variant.ms_per_image is not None:
+        parts.append(f"{variant.ms_per_image:.1f} ms/image at {variant.bench_side}px")
+        if fp32_ms and variant.precision != "fp32":
+            parts.append(f"{fp32_ms / variant.ms_per_image:.2f}x fp32")
+    if variant.psnr_db is not None:
+        parts.append(f"PSNR {variant.psnr_db:.1f} dB vs fp32")
+    return ", ".join(parts)
+
+
+def _bench_input(card: GeneratorCard, side: int) -> Optional[np.ndarray]:
+    if side <= 0:
+        return None
+    side = verify.round_up(side, card.size_multiple)
+    return verify.random_input(1, card.input_nc, side, side, seed=123)
+
+
+def _eval_input(card: GeneratorCard, calibration_files: Sequence[Path]) -> np.ndarray:
+    """Inputs for the reduced-precision PSNR: up to 4 calibration images, else a synthetic image."""
+    side = quantize.calibration_side(card)
+    if calibration_files:
+        return quantize.load_calibration_batch(list(calibration_files)[:4], card, side)
+    return verify.random_input(2, card.input_nc, side, side, seed=7)
+
+
+__all__ = [
+    "DEFAULT_MAX_SIDE", "DIRECTIONS", "ExportOptions", "ExportReport", "PRECISIONS", "VariantReport",
+    "export_generator", "export_source", "output_path", "resolve_sources",
+]
