@@ -274,3 +274,13 @@ def test_audio_running_past_the_video_is_not_truncation(tmp_path):
     video = write_h264(tmp_path / "long_audio.mkv", [texture(64, 96, 800 + i) for i in range(8)], 4, audio_seconds=2.8)
     summary = build_from_videos([video], tmp_path / "ds", "B", FrameOptions(sampling=Sampling(every_seconds=0.5)))
     assert summary.ok and summary.kept == 4, summary.format()
+
+
+def test_keyframes_only_decodes_only_keyframes(videos):
+    with VideoReader(videos["designed"]) as reader:  # GOP 2 s: keyframes at 0, 2, 4, ... 12 s
+        samples = list(reader.sample(Sampling(every_seconds=3.0), keyframes_only=True))
+        decoded = reader.decoded
+    assert [round(s.time, 3) for s in samples] == [0.0, 4.0, 6.0, 10.0, 12.0]  # first keyframe at/after 0,3,6,9,12
+    assert decoded == 7  # the keyframes 0, 2, ..., 12 s and nothing else
+    with pytest.raises(ValueError, match="every_frames"):
+        FrameOptions(sampling=Sampling(every_frames=3), keyframes_only=True)

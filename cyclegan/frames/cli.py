@@ -67,10 +67,13 @@ def _quality(max_dark, min_bright, min_std, min_sharpness) -> QualityFilter:
 @click.option("--min-sharpness", type=float, default=25.0, show_default=True,
               help="Drop frames whose Laplacian variance (gray, longer side 256 px) is below this (-1: off).")
 @click.option("--letterbox/--no-letterbox", default=False, show_default=True, help="Crop black bars.")
+@click.option("--keyframes-only", is_flag=True,
+              help="Decode keyframes only (fastest for sparse sampling); each sample is the first keyframe at or "
+                   "after its time, so times are only as exact as the keyframe spacing.")
 @click.option("--force", is_flag=True, help="Redo videos already in the dataset.")
 def frames(inputs, out, domain, name, resize, crop, crop_mode, fmt, jpeg_quality, test_ratio, dedup, hash_distance,
            progress, every_seconds, every_frames, count, start, end, max_dark, min_bright, min_std, min_sharpness,
-           letterbox, force) -> None:
+           letterbox, keyframes_only, force) -> None:
     """Build a style dataset domain from VIDEO files or folders of videos."""
     if sum(x is not None for x in (every_seconds, every_frames, count)) > 1:
         raise click.UsageError("choose one of --every-seconds, --every-frames and --count")
@@ -81,7 +84,7 @@ def frames(inputs, out, domain, name, resize, crop, crop_mode, fmt, jpeg_quality
         options = FrameOptions(
             sampling=sampling, quality=_quality(max_dark, min_bright, min_std, min_sharpness), dedup=dedup,
             hash_distance=hash_distance, letterbox=letterbox, resize=resize, crop=crop, crop_mode=crop_mode,
-            fmt=fmt, jpeg_quality=jpeg_quality, test_ratio=test_ratio,
+            fmt=fmt, jpeg_quality=jpeg_quality, test_ratio=test_ratio, keyframes_only=keyframes_only,
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None

@@ -49,6 +49,7 @@ class FrameOptions:
     fmt: str = "jpg"
     jpeg_quality: int = 95
     test_ratio: float = 0.0
+    keyframes_only: bool = False  # decode keyframes only (fastest; sample times snap to keyframes)
 
     def __post_init__(self) -> None:
         if self.fmt not in FORMATS:
@@ -57,6 +58,8 @@ class FrameOptions:
             raise ValueError(f"test_ratio must be in [0, 1), got {self.test_ratio}")
         if self.crop_mode not in ("center", "random"):
             raise ValueError(f"crop mode must be center or random, got {self.crop_mode!r}")
+        if self.keyframes_only and self.sampling.every_frames is not None:
+            raise ValueError("keyframes-only sampling works with every_seconds or count, not every_frames")
         if self.dedup not in ("off", "consecutive", "global"):
             raise ValueError(f"dedup must be off, consecutive or global, got {self.dedup!r}")
         for name in ("resize", "crop"):
@@ -237,7 +240,7 @@ def _extract(
     bar = tqdm(total=_expected_samples(reader, options.sampling), desc=path.name, unit="frame", disable=not progress, leave=False)
     error = None
     try:
-        for sample in reader.sample(options.sampling):
+        for sample in reader.sample(options.sampling, keyframes_only=options.keyframes_only):
             bar.update(1)
             image, reason, fields = _examine(sample.image, options, deduper)
             ms = int(round(sample.time * 1000))

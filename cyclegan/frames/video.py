@@ -201,8 +201,13 @@ class VideoReader:
         gop = self._gop_seen or 2.0
         return target - position > gop
 
-    def sample(self, sampling: Sampling, *, seek: bool = True) -> Iterator[Sample]:
+    def sample(self, sampling: Sampling, *, seek: bool = True, keyframes_only: bool = False) -> Iterator[Sample]:
         """Yield upright frames for ``sampling`` in time order.
+
+        Each time target gets the frame nearest to it (ties: the earlier one). With
+        ``keyframes_only`` the decoder skips every non-key frame
+        (``codec_context.skip_frame = "NONKEY"``) and a target gets the first keyframe at or after
+        it: only keyframes are decoded, times are only as exact as the keyframe spacing.
 
         Raises VideoError at the end if the stream stops well before its declared duration
         (truncated file) -- the frames yielded before that are valid.
@@ -214,6 +219,11 @@ class VideoReader:
         if duration is not None:
             end = min(end, duration)
         last_time: float | None = None
+        if keyframes_only:
+            if sampling.every_frames is not None:
+                raise ValueError("keyframes-only sampling works with every_seconds or count, not every_frames")
+            yield from self._sample_keyframes(sampling, end, half, seek)
+            return
         if sampling.every_frames is not None:
             if seek and sampling.start > 0:
                 self._seek(sampling.start)
@@ -260,6 +270,26 @@ class VideoReader:
                 f"{self.path}: the stream ends at {0.0 if last_time is None else last_time:.2f} s but the "
                 f"file says {duration:.2f} s; it is truncated or corrupt (frames before that were kept)"
             )
+
+    def _sample_keyframes(self, sampling: Sampling, end: float, half: float, seek: bool) -> Iterator[Sample]:
+        targets = _Targets(self._target_times(sampling, end))
+        if len(targets) == 0:
+            return
+        self._stream.codec_context.skip_frame = "NONKEY"
+        if seek and targets[0] > 0:
+            self._seek(targets[0])
+        k = 0
+        for frame in self._frames():
+            t = self._time(frame)
+            if t >= end - half:
+                break
+            if t >= targets[k] - half:
+                yield Sample(t, self._upright(frame))
+                k += 1
+                while k < len(targets) and targets[k] <= t + half:
+                    k += 1
+                if k >= len(targets):
+                    break
 
     def _target_times(self, sampling: Sampling, end: float) -> tuple[float, float, float]:
         """(first, step, count) of the wanted times; count is inf for an open-ended video."""
