@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from .norm import conv_bias_for, norm_factory
-from .sizes import check_multiple, is_tracing
+from .sizes import RESNET_MIN_SIDE, check_multiple, is_tracing
 
 
 class ResnetBlock(nn.Module):
@@ -83,5 +83,5 @@ class ResnetGenerator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not is_tracing():
-            check_multiple(self.kind, self.size_multiple, int(x.shape[-2]), int(x.shape[-1]))
+            check_multiple(self.kind, self.size_multiple, int(x.shape[-2]), int(x.shape[-1]), RESNET_MIN_SIDE)
         return self.model(x)

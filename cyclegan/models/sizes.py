@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 
 _MULTIPLES = {"resnet_9blocks": 4, "resnet_6blocks": 4, "unet_128": 128, "unet_256": 256}
+# ResNet: the residual blocks reflect-pad by 1 at 1/4 resolution, so each side needs >= 2 there.
+RESNET_MIN_SIDE = 8
 
 
 class InputSizeError(ValueError):
@@ -24,16 +26,20 @@ def size_multiple(generator_kind: str) -> int:
 
 def check_input_size(generator_kind: str, h: int, w: int) -> None:
     """Raise :class:`InputSizeError` unless ``h`` and ``w`` are positive multiples of the generator's multiple."""
-    check_multiple(generator_kind, size_multiple(generator_kind), h, w)
+    multiple = size_multiple(generator_kind)
+    min_side = RESNET_MIN_SIDE if generator_kind.startswith("resnet_") else multiple
+    check_multiple(generator_kind, multiple, h, w, min_side)
 
 
-def check_multiple(name: str, multiple: int, h: int, w: int) -> None:
-    """Raise :class:`InputSizeError` naming ``multiple`` unless ``h`` and ``w`` are positive multiples of it."""
-    if h <= 0 or w <= 0 or h % multiple or w % multiple:
+def check_multiple(name: str, multiple: int, h: int, w: int, min_side: int = 0) -> None:
+    """Raise :class:`InputSizeError` naming ``multiple`` unless ``h`` and ``w`` are multiples of it, >= ``min_side``."""
+    low = max(multiple, min_side)
+    if h < low or w < low or h % multiple or w % multiple:
         m = multiple
+        at_least = f" and at least {low}" if low > m else ""
         raise InputSizeError(
-            f"{name} needs height and width that are multiples of {m}, got {h}x{w} (HxW); "
-            f"pad or resize to e.g. {max(m, -(-h // m) * m)}x{max(m, -(-w // m) * m)} "
+            f"{name} needs height and width that are multiples of {m}{at_least}, got {h}x{w} (HxW); "
+            f"pad or resize to e.g. {max(low, -(-h // m) * m)}x{max(low, -(-w // m) * m)} "
             "(cyclegan.models.pad_to_multiple pads and crop_back undoes it)"
         )
 
