@@ -52,13 +52,13 @@ def test_overrides_are_typed() -> None:
     assert cfg.model.use_dropout is True and cfg.optim.warmup_epochs == 1.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="PyYAML (YAML 1.1) reads 1e-3 as a string and config._coerce rejects it; config.py owner to accept "
-    "numeric strings for float fields (then drop this xfail)",
-)
 def test_exponent_without_dot_is_a_number() -> None:
+    """PyYAML (YAML 1.1) reads 1e-3 as a string; float fields accept it, other strings stay errors."""
     assert load_config(None, ["optim.lr=1e-3"]).optim.lr == pytest.approx(1e-3)
+    with pytest.raises(ConfigError, match="optim.lr: expected a number"):
+        load_config(None, ["optim.lr=fast"])
+    with pytest.raises(ConfigError, match="optim.lr: expected a number"):
+        load_config(None, ["optim.lr=nan"])
 
 
 @pytest.mark.parametrize(
