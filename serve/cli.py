@@ -9,14 +9,17 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional, Sequence
+from typing import TYPE_CHECKING, Iterator, Optional, Sequence
 
 import click
 from PIL import Image
 from tqdm import tqdm
 
 from serve.imageio import DEFAULT_MAX_PIXELS, ImageInputError, open_image, output_format, save_image
-from serve.video import DEFAULT_CRF, VIDEO_EXTENSIONS, VideoInputError, output_name, stylize_video
+from serve.video import DEFAULT_CRF, DEFAULT_PRESET, VIDEO_EXTENSIONS, X264_PRESETS, VideoInputError, output_name, stylize_video
+
+if TYPE_CHECKING:
+    from serve.stylizer import Stylizer
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 
@@ -106,18 +109,19 @@ def plan_jobs(inputs: Sequence[Path], out: Path, *, fmt: str = "keep", recursive
     return plan
 
 
-def _stylize_image(stylizer, job: Job, max_pixels: int) -> None:
+def _stylize_image(stylizer: Stylizer, job: Job, max_pixels: int) -> None:
     image = open_image(job.src, max_pixels=max_pixels)
     save_image(stylizer.stylize(image), job.dst)
 
 
-def run_job(stylizer, job: Job, *, max_side: Optional[int], max_pixels: int, crf: int, progress: bool) -> str:
+def run_job(stylizer: Stylizer, job: Job, *, max_side: Optional[int], max_pixels: int, crf: int = DEFAULT_CRF,
+            preset: str = DEFAULT_PRESET, progress: bool = False) -> str:
     """Stylize one input; returns what it was ("image" or "video"); raises on bad input."""
     if job.kind == "image":
         _stylize_image(stylizer, job, max_pixels)
         return "image"
     if job.kind == "video":
-        stylize_video(stylizer, job.src, job.dst, max_side=max_side, crf=crf, progress=progress)
+        stylize_video(stylizer, job.src, job.dst, max_side=max_side, crf=crf, preset=preset, progress=progress)
         return "video"
     try:  # unknown extension: an image if Pillow can read it, else a video if FFmpeg can
         _stylize_image(stylizer, Job(job.src, job.dst.with_suffix(".png"), "image"), max_pixels)
@@ -125,7 +129,7 @@ def run_job(stylizer, job: Job, *, max_side: Optional[int], max_pixels: int, crf
     except ImageInputError as image_error:
         try:
             dst = job.dst.with_name(output_name(job.dst))
-            stylize_video(stylizer, job.src, dst, max_side=max_side, crf=crf, progress=progress)
+            stylize_video(stylizer, job.src, dst, max_side=max_side, crf=crf, preset=preset, progress=progress)
             return "video"
         except VideoInputError:
             raise ImageInputError(f"neither an image nor a video: {image_error}") from None
@@ -156,11 +160,13 @@ def cli() -> None:
 @click.option("--recursive/--no-recursive", default=True, show_default=True, help="Descend into sub-folders.")
 @click.option("--crf", type=click.IntRange(0, 51), default=DEFAULT_CRF, show_default=True,
               help="H.264 quality for videos (lower is better and larger).")
+@click.option("--preset", type=click.Choice(X264_PRESETS), default=DEFAULT_PRESET, show_default=True,
+              help="x264 speed preset for videos (faster presets give larger files).")
 @click.option("--max-pixels", type=click.IntRange(min=1), default=DEFAULT_MAX_PIXELS, show_default=True,
               help="Refuse images with more pixels than this (decompression-bomb guard).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 def stylize(model: Path, inputs: tuple[Path, ...], out: Path, max_side: Optional[int], threads: Optional[int],
-            overwrite: bool, fmt: str, recursive: bool, crf: int, max_pixels: int, quiet: bool) -> None:
+            overwrite: bool, fmt: str, recursive: bool, crf: int, preset: str, max_pixels: int, quiet: bool) -> None:
     """Stylize images, folders and videos in INPUTS with the ONNX MODEL into --out.
 
     Bad files are reported and skipped; the exit code is 1 if any input failed.
@@ -184,7 +190,8 @@ def stylize(model: Path, inputs: tuple[Path, ...], out: Path, max_side: Optional
             skipped += 1
             continue
         try:
-            kind = run_job(stylizer, job, max_side=max_side, max_pixels=max_pixels, crf=crf, progress=not quiet)
+            kind = run_job(stylizer, job, max_side=max_side, max_pixels=max_pixels, crf=crf, preset=preset,
+                           progress=not quiet)
             done[kind] += 1
         except (ImageInputError, VideoInputError) as exc:
             failed.append(f"{job.src}: {exc}")

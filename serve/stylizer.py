@@ -123,8 +123,10 @@ class Stylizer:
             raise ModelMetadataError(f"{self.path}: size_multiple must be >= 1, got {self.card.size_multiple}")
         self.max_side = max_side if max_side is not None else self.card.max_side
         self.name = self.path.stem
-        self._mean = np.asarray(self.card.mean, dtype=np.float32).reshape(1, -1, 1, 1)
-        self._std = np.asarray(self.card.std, dtype=np.float32).reshape(1, -1, 1, 1)
+        mean = np.asarray(self.card.mean, dtype=np.float32).reshape(1, -1, 1, 1)
+        std = np.asarray(self.card.std, dtype=np.float32).reshape(1, -1, 1, 1)
+        self._in_scale, self._in_offset = 1.0 / (255.0 * std), -mean / std
+        self._out_scale, self._out_offset = 255.0 * std, 255.0 * mean
 
     def _check_signature(self) -> type:
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
@@ -159,18 +161,23 @@ class Stylizer:
         if batch.ndim != 4 or batch.dtype != np.uint8:
             raise ValueError(f"run_array expects uint8 [N, H, W, C], got {batch.dtype} {batch.shape}")
         n, h, w, _ = batch.shape
-        x = batch.transpose(0, 3, 1, 2).astype(np.float32) / 255.0
-        x = (x - self._mean) / self._std
+        x = batch.transpose(0, 3, 1, 2).astype(np.float32)
+        in_c = x.shape[1]
+        x *= self._in_scale[:, :in_c]  # (x / 255 - mean) / std, in place: two passes instead of four
+        x += self._in_offset[:, :in_c]
         m = self.card.size_multiple
         minimum = self._min_side()
         ph, pw = padded_size(h, m, minimum) - h, padded_size(w, m, minimum) - w
         x = _pad_axis(_pad_axis(x, 2, ph), 3, pw)
         y = self.session.run([OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(x, dtype=self._dtype)})[0]
         top, left = ph // 2, pw // 2
-        y = y[:, :, top:top + h, left:left + w].astype(np.float32)
+        y = np.array(y[:, :, top:top + h, left:left + w], dtype=np.float32)  # a fresh copy, modified in place
         out_c = y.shape[1]
-        y = y * self._std[:, :out_c] + self._mean[:, :out_c]
-        return np.clip(np.rint(y * 255.0), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
+        y *= self._out_scale[:, :out_c]  # (y * std + mean) * 255
+        y += self._out_offset[:, :out_c]
+        np.rint(y, out=y)
+        np.clip(y, 0, 255, out=y)
+        return y.astype(np.uint8).transpose(0, 2, 3, 1)
 
     def _min_side(self) -> int:
         """Smallest side the network runs on: ResNet generators reflect-pad a 1/4-scale map by 1 px."""

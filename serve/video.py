@@ -35,6 +35,7 @@ OUTPUT_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska
 DEFAULT_CRF = 18
 BT709, UNSPECIFIED, MPEG_RANGE = 1, 2, 1  # FFmpeg's AVColorSpace/AVColorPrimaries/AVColorRange values
 DEFAULT_PRESET = "medium"
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
 
 class VideoInputError(ValueError):
@@ -93,6 +94,8 @@ def stylize_video(
     progress: bool = True,
 ) -> VideoResult:
     """Stylize ``src`` into ``dst`` (.mp4/.mov/.mkv); ``max_side`` None keeps the frame size."""
+    if preset not in X264_PRESETS:
+        raise ValueError(f"unknown x264 preset {preset!r}: use one of {', '.join(X264_PRESETS)}")
     src, dst = Path(src), Path(dst)
     container_format = OUTPUT_FORMATS.get(dst.suffix.lower())
     if container_format is None:
