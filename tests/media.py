@@ -19,6 +19,10 @@ Frame content (uint8 RGB arrays ``[height, width, 3]``)
   * :func:`upright_marker` -- a texture whose top half is red-tinted and bottom half blue-tinted,
     to check that rotated videos come out upright.
 
+Colours: HD (height >= 720) is converted with BT.709 and tagged BT.709; smaller videos use
+BT.601 untagged, which is what decoders assume for untagged SD. Either way a reader that honours
+tags and guesses like players do gets the RGB values back within a few levels.
+
 Notes on H.264/yuv420p: 4:2:0 chroma needs even width and height, so libx264 refuses odd sizes
 in yuv420p. :func:`write_h264` encodes an odd-sized video in ``yuv444p`` (High 4:4:4 profile,
 which FFmpeg decodes everywhere) so the decoded size is exactly the size given; even sizes such
@@ -35,6 +39,8 @@ from pathlib import Path
 import av
 import numpy as np
 from PIL import Image, ImageFilter
+
+BT709 = 1  # FFmpeg's AVCOL_SPC_BT709 / AVCOL_PRI_BT709 / AVCOL_TRC_BT709
 
 
 def write_h264(
@@ -84,6 +90,12 @@ def write_h264(
         }
         if turns:
             stream.set_display_rotation(rotate)
+        # Colours as players read them: HD is converted with BT.709 and tagged so; smaller sizes
+        # use BT.601 untagged (what decoders assume for untagged SD).
+        hd = height >= 720
+        if hd:
+            ctx = stream.codec_context
+            ctx.colorspace = ctx.color_primaries = ctx.color_trc = BT709
         audio = None
         if audio_seconds is not None:
             audio = container.add_stream("aac", rate=44100)
@@ -100,6 +112,9 @@ def write_h264(
                     f"frame {index} is {array.dtype} {array.shape}, expected uint8 {stored.shape}"
                 )
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format="rgb24")
+            if hd:
+                frame = frame.reformat(format=stream.pix_fmt, dst_colorspace="ITU709")
+                frame.colorspace = BT709
             frame.pts = index
             frame.time_base = Fraction(1, fps)
             container.mux(stream.encode(frame))

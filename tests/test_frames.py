@@ -284,3 +284,13 @@ def test_keyframes_only_decodes_only_keyframes(videos):
     assert decoded == 7  # the keyframes 0, 2, ..., 12 s and nothing else
     with pytest.raises(ValueError, match="every_frames"):
         FrameOptions(sampling=Sampling(every_frames=3), keyframes_only=True)
+
+
+@pytest.mark.parametrize("size", [(720, 1280), (362, 642)], ids=["hd-bt709", "sd-bt601"])
+def test_colours_come_back(tmp_path, size):
+    height, width = size
+    video = write_h264(tmp_path / "flat.mp4", [solid(height, width, (200, 60, 30))] * 2, 2)
+    with VideoReader(video) as reader:
+        (sample, *_) = reader.sample(Sampling(every_seconds=1.0))
+    got = np.asarray(sample.image)[height // 2, width // 2].astype(int)
+    assert np.abs(got - np.array([200, 60, 30])).max() <= 4, got

@@ -25,6 +25,9 @@ import av
 from PIL import Image
 
 
+UNSPECIFIED_COLORSPACE = 2  # FFmpeg's AVCOL_SPC_UNSPECIFIED
+
+
 class VideoError(Exception):
     """A video that cannot be (fully) read; the message names the file and the likely cause."""
 
@@ -315,7 +318,12 @@ class VideoReader:
 
     @staticmethod
     def _upright(frame: av.VideoFrame) -> Image.Image:
-        image = frame.to_image()
+        # Tagged colours are honoured by PyAV; untagged ones are guessed as players (and
+        # serve.video) do: HD as BT.709, SD as BT.601.
+        kwargs = {}
+        if frame.colorspace == UNSPECIFIED_COLORSPACE:
+            kwargs["src_colorspace"] = "ITU709" if frame.height >= 720 else "ITU601"
+        image = frame.to_image(**kwargs)
         turns = round((frame.rotation or 0) / 90) % 4
         if turns == 1:
             return image.transpose(Image.Transpose.ROTATE_90)
