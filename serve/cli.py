@@ -124,7 +124,7 @@ def run_job(stylizer: Stylizer, job: Job, *, max_side: Optional[int], max_pixels
         stylize_video(stylizer, job.src, job.dst, max_side=max_side, crf=crf, preset=preset, progress=progress)
         return "video"
     try:  # unknown extension: an image if Pillow can read it, else a video if FFmpeg can
-        _stylize_image(stylizer, Job(job.src, job.dst.with_suffix(".png"), "image"), max_pixels)
+        _stylize_image(stylizer, job, max_pixels)  # planned with a writable image extension
         return "image"
     except ImageInputError as image_error:
         try:

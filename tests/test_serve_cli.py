@@ -75,6 +75,18 @@ def test_plan_formats_names_and_problems(album: Path, tmp_path: Path) -> None:
         "a.jpg", "trip/b.jpg", "trip/broken.jpg", "trip/clip.mkv"]
 
 
+def test_unknown_extensions_are_probed(tmp_path: Path) -> None:
+    model = make_test_model(tmp_path / "cartoon.onnx")
+    rng_png(tmp_path / "x.png", 10, 6).rename(tmp_path / "photo.data")
+    write_h264(tmp_path / "clip.mp4", [texture(16, 16, i) for i in range(2)], fps=2).rename(tmp_path / "clip.bin")
+    (tmp_path / "junk.bin").write_bytes(b"neither")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["stylize", str(model), *(str(tmp_path / n) for n in ("photo.data", "clip.bin", "junk.bin")),
+                                      "--out", str(out), "-q"])
+    assert result.exit_code == 1 and "neither an image nor a video" in result.stderr, result.output
+    assert Image.open(out / "photo.png").size == (10, 6) and (out / "clip.mp4").is_file()
+
+
 def test_bad_model_is_a_clear_error(tmp_path: Path) -> None:
     image = rng_png(tmp_path / "x.png", 8, 8)
     result = CliRunner().invoke(cli, ["stylize", str(tmp_path / "none.onnx"), str(image), "--out", str(tmp_path / "o")])
