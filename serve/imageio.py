@@ -97,6 +97,14 @@ def to_rgb(image: Image.Image) -> Image.Image:
         raise ImageInputError(f"cannot convert a {mode!r} image to RGB: {exc}") from None
 
 
+def fit_size(width: int, height: int, max_side: Optional[int]) -> tuple[int, int]:
+    """(width, height) scaled down so the longer side is at most ``max_side``, aspect kept; never upscaled."""
+    if not max_side or max(width, height) <= max_side:
+        return width, height
+    scale = max_side / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
 def output_format(path: Union[str, Path]) -> str:
     """Pillow format name for a file name's extension (``.jpg`` -> ``JPEG``); ValueError if unknown."""
     Image.init()

@@ -20,8 +20,10 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
-from serve.imageio import to_rgb
+from serve.imageio import fit_size, to_rgb
 from serve.model_metadata import GeneratorCard, MetadataError
+
+__all__ = ["ModelLoadError", "ModelMetadataError", "Stylizer", "available_cpus", "fit_size", "session_options"]
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "output"
@@ -55,14 +57,6 @@ def session_options(threads: Optional[int] = None) -> ort.SessionOptions:
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3  # errors only; failed runs raise anyway
     return options
-
-
-def fit_size(width: int, height: int, max_side: Optional[int]) -> tuple[int, int]:
-    """(width, height) scaled down so the longer side is at most ``max_side``, aspect kept; never upscaled."""
-    if not max_side or max(width, height) <= max_side:
-        return width, height
-    scale = max_side / max(width, height)
-    return max(1, round(width * scale)), max(1, round(height * scale))
 
 
 def padded_size(size: int, multiple: int, minimum: int = 1) -> int:

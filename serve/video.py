@@ -18,13 +18,16 @@ import os
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Optional, Union
+from typing import TYPE_CHECKING, Optional, Union
 
 import av
 import numpy as np
 from tqdm import tqdm
 
-from serve.stylizer import Stylizer, fit_size
+from serve.imageio import fit_size
+
+if TYPE_CHECKING:  # onnxruntime stays unloaded until a model is (keeps `bot --healthcheck` light)
+    from serve.stylizer import Stylizer
 
 VIDEO_EXTENSIONS = frozenset({
     ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts",
