@@ -130,7 +130,7 @@ def train(cfg: Config, resume: Optional[str] = None, *, progress: bool = True) -
     sched_g = build_scheduler(opt_g.optimizer, cfg.optim, steps_per_epoch)
     sched_d = build_scheduler(opt_d.optimizer, cfg.optim, steps_per_epoch)
     state = TrainerState()
-    pools = ProcessPools(cfg.loss.pool_size, t.seed, accelerator.process_index, gather_object)
+    pools = ProcessPools(cfg.loss.pool_size, t.seed, accelerator.process_index, lambda obj: gather_object([obj]))
     raw_generators = accelerator.unwrap_model(generators)
     ema = Ema(raw_generators, t.ema_decay) if t.ema_decay else None
     accelerator.register_for_checkpointing(sched_g, sched_d, state, pools)
