@@ -7,7 +7,6 @@ from typing import Optional
 
 import click
 
-from export.onnx_export import DEFAULT_OPSET
 
 
 @click.command("export", context_settings={"help_option_names": ["-h", "--help"]})
@@ -16,7 +15,7 @@ from export.onnx_export import DEFAULT_OPSET
               help="Folder for the .onnx files (created if needed).")
 @click.option("--direction", type=click.Choice(["A2B", "B2A", "both"]), default=None,
               help="Which generator of a run folder to export (default: both; a single file: its own).")
-@click.option("--opset", type=int, default=DEFAULT_OPSET, show_default=True, help="ONNX opset version.")
+@click.option("--opset", type=int, default=18, show_default=True, help="ONNX opset version.")
 @click.option("--precision", "precisions", type=click.Choice(["fp32", "fp16", "int8"]), multiple=True,
               help="Precision(s) to write; repeat for several (default: fp32). fp32 is always verified.")
 @click.option("--calibration-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -50,7 +49,13 @@ def export(
     Every model is checked against PyTorch with onnxruntime (several sizes, batch 2; max abs
     difference < 1e-4 for fp32); fp16/int8 variants report speed and PSNR against fp32.
     """
-    from export.onnx_export import ExportError
+    from export.sources import ExportError, resolve_sources
+
+    try:  # cheap checks first, before torch is imported
+        resolve_sources(source, direction)
+    except ExportError as exc:
+        raise click.ClickException(str(exc)) from None
+
     from export.pipeline import ExportOptions, export_source
     from export.quantize import CalibrationError
     from export.verify import ParityError

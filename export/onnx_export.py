@@ -22,6 +22,7 @@ import onnx
 import torch
 from torch import nn
 
+from export.sources import ExportError
 from serve.model_metadata import METADATA_KEY, GeneratorCard
 
 log = logging.getLogger(__name__)
@@ -30,10 +31,6 @@ INPUT_NAME = "input"
 OUTPUT_NAME = "output"
 DEFAULT_OPSET = 18
 Exporter = Literal["dynamo", "torchscript"]
-
-
-class ExportError(RuntimeError):
-    """An export step failed; the message says which model and what to do."""
 
 
 def export_card(card: GeneratorCard, *, precision: str, opset: int, max_side: Optional[int]) -> GeneratorCard:

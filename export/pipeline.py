@@ -1,15 +1,12 @@
 """The export pipeline: safetensors generator -> verified fp32 ONNX -> optional fp16/int8 variants.
 
-File names: ``<name>_<direction>.onnx`` for fp32 and ``<name>_<direction>.<precision>.onnx`` for the
-reduced precisions, where ``name`` is ``--name``, else the card's run name, else the run folder's
-(or the .safetensors file's) name. Every file is written to a temporary name in the output folder,
+File names: see :mod:`export.sources`. Every file is written to a temporary name in the output folder,
 checked, and only then renamed into place: a failed check leaves no file behind.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -19,11 +16,10 @@ import onnx
 from torch import nn
 
 from export import onnx_export, quantize, verify
-from export.onnx_export import DEFAULT_OPSET, ExportError
+from export.onnx_export import DEFAULT_OPSET
+from export.sources import DIRECTIONS, PRECISIONS, ExportError, default_name, output_path, resolve_sources
 from serve.model_metadata import GeneratorCard
 
-PRECISIONS = ("fp32", "fp16", "int8")
-DIRECTIONS = ("A2B", "B2A")
 DEFAULT_MAX_SIDE = 1024
 REDUCED_PSNR_WARN_DB = 30.0
 Echo = Callable[[str], None]
@@ -58,6 +54,7 @@ class ExportOptions:
     bench_side: int = 256  # 0 disables the speed measurement
     bench_repeats: int = 3
     threads: Optional[int] = None
+    tolerance: float = verify.FP32_TOLERANCE  # max abs difference onnxruntime vs PyTorch for fp32
 
     def validate(self) -> None:
         unknown = [p for p in self.precisions if p not in PRECISIONS]
@@ -67,42 +64,6 @@ class ExportOptions:
             raise ExportError(f"--max-side must be > 0, got {self.max_side}")
         if self.opset < 17:
             raise ExportError(f"--opset must be >= 17 (dynamo exporter), got {self.opset}")
-
-
-def resolve_sources(source: str | os.PathLike[str], direction: Optional[str]) -> list[Path]:
-    """The generator files to export: a run folder's generators/ or one .safetensors file."""
-    source = Path(source)
-    if direction not in (None, "both", *DIRECTIONS):
-        raise ExportError(f"--direction must be A2B, B2A or both, got {direction!r}")
-    if source.is_dir():
-        wanted = DIRECTIONS if direction in (None, "both") else (direction,)
-        files = [source / "generators" / f"{d}.safetensors" for d in wanted]
-        missing = [str(f) for f in files if not f.is_file()]
-        if missing:
-            raise ExportError(
-                f"{source} is not a training run with {'/'.join(wanted)} generators: missing {', '.join(missing)} "
-                "(pass a run folder written by `cyclegan train` or one .safetensors file)"
-            )
-        return files
-    if source.is_file():
-        if source.suffix != ".safetensors":
-            raise ExportError(f"{source}: expected a .safetensors generator file or a training run folder")
-        return [source]
-    raise ExportError(f"no such run folder or generator file: {source}")
-
-
-def default_name(source: Path, card: GeneratorCard) -> str:
-    if card.run_name:
-        return card.run_name
-    if source.parent.name == "generators":
-        return source.parent.parent.resolve().name
-    return source.stem
-
-
-def output_path(out_dir: Path, name: str, direction: str, precision: str) -> Path:
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "generator"
-    suffix = "" if precision == "fp32" else f".{precision}"
-    return out_dir / f"{safe}_{direction}{suffix}.onnx"
 
 
 def load_source(path: Path) -> tuple[nn.Module, GeneratorCard]:
@@ -147,11 +108,11 @@ def export_generator(
         fp32_session = verify.make_session(fp32_tmp, options.threads)
         report.parity = verify.check_parity(
             module, fp32_session, input_nc=card.input_nc, size_multiple=card.size_multiple,
-            where=f"{source} ({card.direction}, {exporter} exporter)",
+            tolerance=options.tolerance, where=f"{source} ({card.direction}, {exporter} exporter)",
         )
         worst = max(c.max_abs_diff for c in report.parity)
         echo(f"{card.direction}: {card.generator} exported ({exporter}, opset {options.opset}); parity with PyTorch "
-             f"at {len(report.parity)} shapes, max abs diff {worst:.2e} < {verify.FP32_TOLERANCE:g}")
+             f"at {len(report.parity)} shapes, max abs diff {worst:.2e} < {options.tolerance:g}")
 
         bench = _bench_input(card, options.bench_side)
         fp32_ms = verify.time_session(fp32_session, bench, options.bench_repeats) if bench is not None else None
