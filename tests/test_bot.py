@@ -286,6 +286,27 @@ def test_twenty_users_at_once_are_all_answered(models: Path) -> None:
         print(f"20 users: {served} stylized, {20 - served} told busy, all answered in {elapsed:.1f} s")
 
 
+def test_stop_answers_every_admitted_request(models: Path) -> None:
+    """A stop while jobs run and wait: running ones are sent, waiting ones told to send again; none lost."""
+    with FakeBotApi(TOKEN) as api:
+        settings = settings_for(api, models, workers=1, queue_size=4, max_side=1024)
+        users = [70, 71, 72, 73]
+        with running_bot(settings) as application:
+            pool = style_bot_of(application).pool
+            api.push_updates(*(api.document_message(u, noise_image(1024, 768, seed=u), file_name="big.png",
+                                                    mime_type="image/png") for u in users))
+            api.wait_for(lambda calls: len([c for c in calls if c.method == "GET file"]) == len(users))
+        # running_bot has stopped the application: every admitted request must have its answer by now.
+        outcome = {}
+        for user in users:
+            replies = api.replies(user)
+            assert len(replies) == 1, (user, [r.method for r in replies])
+            outcome[user] = replies[0].method if replies[0].method == "sendDocument" else replies[0].params["text"]
+            assert outcome[user] == "sendDocument" or "send the image again" in outcome[user], outcome[user]
+        assert pool.admitted == 0 and pool.closing
+        print(f"stop during a burst: {outcome}")
+
+
 def test_logs_are_structured_and_never_show_the_token(models: Path) -> None:
     stream = io.StringIO()
     handler = configure_logging("DEBUG", secrets=[TOKEN], stream=stream)
@@ -311,15 +332,15 @@ def test_logs_are_structured_and_never_show_the_token(models: Path) -> None:
     assert "event=handler_failed" in text  # the injected failure was logged, redacted
 
 
-def _bot_process(env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "serve.bot"], env={**os.environ, **env}, cwd=ROOT,
+def _bot_process(env: dict[str, str], *, command: tuple[str, ...] = ("-m", "serve.bot")) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, *command], env={**os.environ, **env}, cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def test_process_refuses_to_start_with_a_broken_model(tmp_path: Path) -> None:
     (tmp_path / "good.onnx").write_bytes(make_test_model(tmp_path / "good.onnx").read_bytes())
     (tmp_path / "broken.onnx").write_bytes(b"this is not an ONNX model")
-    process = _bot_process({"BOT_TOKEN": TOKEN, "BOT_MODELS_DIR": str(tmp_path)})
+    process = _bot_process({"BOT_TOKEN": TOKEN, "BOT_MODELS_DIR": str(tmp_path)}, command=("-m", "serve", "bot"))
     out, err = process.communicate(timeout=60)
     assert process.returncode == 1, err
     assert "cannot start" in err and "broken.onnx" in err
