@@ -15,16 +15,25 @@ from PIL import Image
 PERM = (1, 2, 0)  # B = A[..., PERM]: (R, G, B) -> (G, B, R)
 
 
+# Per-channel colour ranges of domain A: reddish, so a channel permutation changes the distribution
+# (with identically distributed channels B would look like A and the identity would be a solution).
+LOW, HIGH = np.array([140.0, 60.0, 0.0]), np.array([255.0, 190.0, 110.0])
+
+
+def random_colour(rng: np.random.Generator) -> np.ndarray:
+    return rng.uniform(LOW, HIGH)
+
+
 def random_scene(rng: np.random.Generator, size: int) -> np.ndarray:
     """An HxWx3 uint8 image: a diagonal gradient between two random colours plus 3 random rectangles."""
-    c0, c1 = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
+    c0, c1 = random_colour(rng), random_colour(rng)
     ramp = np.linspace(0.0, 1.0, size)
     t = (ramp[:, None] + ramp[None, :])[..., None] / 2.0
     img = c0 * (1 - t) + c1 * t
     for _ in range(3):
         h, w = rng.integers(size // 6, size // 2, 2)
         y, x = rng.integers(0, size - h), rng.integers(0, size - w)
-        img[y : y + h, x : x + w] = rng.uniform(0, 255, 3)
+        img[y : y + h, x : x + w] = random_colour(rng)
     return img.clip(0, 255).astype(np.uint8)
 
 
@@ -55,4 +64,4 @@ def to_unit_tensor(image: np.ndarray):
     """HxWx3 uint8 -> [1, 3, H, W] float tensor in [-1, 1] (the training normalisation)."""
     import torch
 
-    return torch.from_numpy(image).permute(2, 0, 1).float().div(127.5).sub(1.0).unsqueeze(0)
+    return torch.from_numpy(np.array(image, copy=True)).permute(2, 0, 1).float().div(127.5).sub(1.0).unsqueeze(0)

@@ -155,3 +155,10 @@ def test_ema_update_is_the_exponential_average():
     ema.update(net)
     torch.testing.assert_close(ema.module.weight, start + 0.1)
     assert not ema.module.weight.requires_grad
+
+
+def test_cyclegan_group_exposes_train():
+    from cyclegan.cli import main
+
+    result = CliRunner().invoke(main, ["train", "--help"])
+    assert result.exit_code == 0 and "--resume" in result.output and "OVERRIDES" in result.output

@@ -103,7 +103,7 @@ def train(cfg: Config, resume: Optional[str] = None, *, progress: bool = True) -
         torch.use_deterministic_algorithms(True)
     set_seed(t.seed, deterministic=t.deterministic)
     workers = _num_workers(cfg, accelerator.num_processes)
-    if not use_cuda:
+    if not use_cuda and not os.environ.get("OMP_NUM_THREADS"):  # an explicit OMP_NUM_THREADS wins
         torch.set_num_threads(max(1, available_cpus() // accelerator.num_processes - workers))
     else:
         torch.backends.cudnn.benchmark = not t.deterministic
@@ -180,7 +180,11 @@ def train(cfg: Config, resume: Optional[str] = None, *, progress: bool = True) -
     losses: dict[str, torch.Tensor] = {}
     window_start, window_steps, overhead = time.perf_counter(), 0, 0.0
     while state.step < total_steps:
-        loader.set_epoch(state.epoch)  # sets sampler and dataset epoch (pure function of seed, epoch, index)
+        # The loader's own epoch counter (it re-applies it at every __iter__), then sampler and dataset
+        # explicitly: under DDP Accelerate's set_epoch reaches the sampler but not the dataset.
+        loader.set_epoch(state.epoch)
+        sampler.set_epoch(state.epoch)
+        dataset.set_epoch(state.epoch)
         epoch_loader = accelerator.skip_first_batches(loader, state.batch_in_epoch) if state.batch_in_epoch else loader
         for batch in epoch_loader:
             real_a, real_b = batch["A"], batch["B"]
