@@ -23,9 +23,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def child(size: int, mode: str, iters: int, warmup: int) -> dict:
+def child(size: int, mode: str, iters: int, warmup: int, threads: int) -> dict:
     sys.path.insert(0, str(REPO))
     import torch
+
+    if threads > 0:
+        torch.set_num_threads(threads)
     from accelerate import Accelerator
 
     from cyclegan.config import Config
@@ -80,9 +83,9 @@ def child(size: int, mode: str, iters: int, warmup: int) -> dict:
     }
 
 
-def run_child(size: int, mode: str, iters: int, warmup: int) -> dict:
+def run_child(size: int, mode: str, iters: int, warmup: int, threads: int) -> dict:
     cmd = [sys.executable, __file__, "--child", "--sizes", str(size), "--modes", mode,
-           "--iters", str(iters), "--warmup", str(warmup)]
+           "--iters", str(iters), "--warmup", str(warmup), "--threads", str(threads)]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
     if proc.returncode != 0:
         return {"size": size, "mode": mode, "error": proc.stderr.strip().splitlines()[-1:]}
@@ -95,10 +98,11 @@ def main() -> None:
     parser.add_argument("--modes", nargs="+", default=None, help="fp32 default bf16 (+ fp16 bf16-cl-compile on CUDA)")
     parser.add_argument("--iters", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(args.sizes[0], args.modes[0], args.iters, args.warmup)))
+        print(json.dumps(child(args.sizes[0], args.modes[0], args.iters, args.warmup, args.threads)))
         return
 
     import torch
@@ -110,18 +114,19 @@ def main() -> None:
     device = torch.cuda.get_device_name() if cuda else f"CPU {platform.processor() or platform.machine()}"
     print(f"device: {device}; torch {torch.__version__}; threads {torch.get_num_threads()}; "
           f"native bf16 on CPU: {cpu_has_native_bf16()}; default precision: {resolve_mixed_precision('auto', cuda)}")
-    print(f"{'size':>5} {'mode':<16} {'precision':<9} {'s/it':>8} {'peak RSS MiB':>13} {'peak CUDA MiB':>14} finite")
+    print(f"{'size':>5} {'mode':<16} {'precision':<9} {'s/it':>8} {'peak RSS MiB':>13} {'peak CUDA MiB':>14} "
+          "threads finite")
     results = []
     for size in args.sizes:
         for mode in modes:
-            r = run_child(size, mode, args.iters, args.warmup)
+            r = run_child(size, mode, args.iters, args.warmup, args.threads)
             results.append(r)
             if "error" in r:
                 print(f"{size:>5} {mode:<16} error: {r['error']}")
                 continue
             cuda_mem = f"{r['peak_cuda_mib']:.0f}" if r["peak_cuda_mib"] is not None else "-"
             print(f"{size:>5} {mode:<16} {r['precision']:<9} {r['s_per_it']:>8.3f} {r['peak_rss_mib']:>13.0f} "
-                  f"{cuda_mem:>14} {r['finite']}", flush=True)
+                  f"{cuda_mem:>14} {r['threads']:>7} {r['finite']}", flush=True)
     for size in args.sizes:
         by_mode = {r["mode"]: r for r in results if r["size"] == size and "error" not in r}
         if "fp32" in by_mode:
