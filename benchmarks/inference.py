@@ -13,7 +13,7 @@ image-to-image mapping (colour permutation of synthetic scenes); it is off by de
 shared cores each step takes seconds.
 ``--checkpoint G.safetensors`` benchmarks a real trained generator.
 
-    python benchmarks/inference.py                       # 256/512/1024 px, ~5 min on 2 cores
+    python benchmarks/inference.py                       # 256/512/1024 px: ~5 min on 2 idle cores, ~8 busy
     python benchmarks/inference.py --sizes 256 512 --repeats 5 --json out.json
 """
 
@@ -140,7 +140,7 @@ def measure(runners: dict[str, Runner], x: np.ndarray, repeats: int) -> dict[str
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024])
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs per variant and size (min is reported)")
+    parser.add_argument("--repeats", type=int, default=2, help="timed runs per variant and size (min is reported)")
     parser.add_argument("--precisions", nargs="+", default=["fp16", "int8"], choices=["fp16", "int8", "bf16"],
                         help="bf16 = torch autocast, opt-in: without AVX512-BF16/AMX it is >30x slower than fp32")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
