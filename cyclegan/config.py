@@ -210,6 +210,8 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
     origin = get_origin(annotation)
     if origin is Literal:
         choices = get_args(annotation)
+        if isinstance(value, bool) and "no" in choices and value is False:
+            value = "no"  # YAML 1.1 reads a bare `no` (e.g. train.mixed_precision=no) as false
         if value not in choices:
             raise ConfigError(f"{key}: expected one of {', '.join(map(repr, choices))}, got {value!r}")
         return value

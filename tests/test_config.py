@@ -109,3 +109,10 @@ def test_apply_overrides_on_raw_dict_and_from_dict() -> None:
     assert (cfg.model.ngf, cfg.model.ndf, cfg.name) == (8, 16, "x")
     with pytest.raises(ConfigError, match="model: expected a mapping"):
         config_from_dict({"model": 3})
+
+
+def test_bare_no_is_the_string_no_for_choices_that_have_it() -> None:
+    """YAML 1.1 parses `no` as false; mixed_precision offers "no" as a choice, so it means that."""
+    assert load_config(None, ["train.mixed_precision=no"]).train.mixed_precision == "no"
+    with pytest.raises(ConfigError, match="model.norm: expected one of"):
+        load_config(None, ["model.norm=no"])
