@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install test test-quick test-container demo bench lock clean
+.PHONY: install lint test test-quick test-container demo bench lock clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -17,8 +17,13 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-## Full suite (what CI runs): unit, integration, slow and container tests.
-test: install
+## Format and lint (ruff); also forbids torch in the torch-free packages (see serve/ruff.toml).
+lint: install
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+
+## Full suite (what CI runs): lint, then unit, integration, slow and container tests.
+test: lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 ## Everyday subset, well under 5 minutes on 2 cores.

@@ -56,20 +56,26 @@ def main(argv: list[str] | None = None) -> None:
         path = args.keep or Path(tmp) / "bench_720p.mp4"
         t0 = time.perf_counter()
         write_h264(path, moving_frames(args.seconds, args.fps), args.fps, gop=2 * args.fps, crf=23, preset="ultrafast")
-        print(f"clip: 1280x720 H.264, {args.seconds} s at {args.fps} fps, GOP {2 * args.fps} frames, "
-              f"{path.stat().st_size / 1e6:.1f} MB, encoded in {time.perf_counter() - t0:.1f} s")
+        print(
+            f"clip: 1280x720 H.264, {args.seconds} s at {args.fps} fps, GOP {2 * args.fps} frames, "
+            f"{path.stat().st_size / 1e6:.1f} MB, encoded in {time.perf_counter() - t0:.1f} s"
+        )
         sampling = Sampling(every_seconds=args.every)
         results = {}
         modes = (("decode every frame", False, False), ("sparse (seek)", True, False), ("keyframes only", False, True))
         for label, seek, keyframes_only in modes:
             samples, decoded, wall = run(path, sampling, seek, keyframes_only)
             results[label] = wall
-            print(f"{label:>20}: {samples} samples, {decoded} frames decoded, {wall:.2f} s wall, "
-                  f"{samples / wall:.1f} samples/s, {decoded / wall:.0f} decoded frames/s, "
-                  f"{args.seconds * args.fps / wall:.0f} video frames/s")
+            print(
+                f"{label:>20}: {samples} samples, {decoded} frames decoded, {wall:.2f} s wall, "
+                f"{samples / wall:.1f} samples/s, {decoded / wall:.0f} decoded frames/s, "
+                f"{args.seconds * args.fps / wall:.0f} video frames/s"
+            )
         ratio = results["decode every frame"] / results["sparse (seek)"]
-        print(f"sparse sampler is {ratio:.1f}x faster than decoding every frame (1 frame / {args.every:g} s); "
-              f"keyframes-only {results['decode every frame'] / results['keyframes only']:.1f}x")
+        print(
+            f"sparse sampler is {ratio:.1f}x faster than decoding every frame (1 frame / {args.every:g} s); "
+            f"keyframes-only {results['decode every frame'] / results['keyframes only']:.1f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -26,8 +26,8 @@ import platform
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 import numpy as np
 import onnx
@@ -55,7 +55,7 @@ def scene(rng: np.random.Generator, side: int) -> np.ndarray:
     return np.clip(image, -1, 1).astype(np.float32)
 
 
-def build_model(checkpoint: Optional[Path], fit_steps: int, seed: int) -> tuple[torch.nn.Module, GeneratorCard, str]:
+def build_model(checkpoint: Path | None, fit_steps: int, seed: int) -> tuple[torch.nn.Module, GeneratorCard, str]:
     if checkpoint is not None:
         from cyclegan.generator_io import load_generator
 
@@ -68,7 +68,8 @@ def build_model(checkpoint: Optional[Path], fit_steps: int, seed: int) -> tuple[
     if fit_steps > 0:
         start = time.perf_counter()
         loss = fit(module, fit_steps, seed)
-        what = f"random init + {fit_steps} Adam steps on a colour-permutation task (L1 {loss:.3f}, {time.perf_counter() - start:.0f} s)"
+        seconds = time.perf_counter() - start
+        what = f"random init + {fit_steps} Adam steps on a colour-permutation task (L1 {loss:.3f}, {seconds:.0f} s)"
     return module.eval(), card, what
 
 
@@ -89,8 +90,14 @@ def fit(module: torch.nn.Module, steps: int, seed: int, side: int = 96) -> float
     return float(loss.detach())
 
 
-def build_runners(module: torch.nn.Module, card: GeneratorCard, tmp: Path, threads: int, precisions: list[str],
-                  calibration: np.ndarray) -> dict[str, Runner]:
+def build_runners(
+    module: torch.nn.Module,
+    card: GeneratorCard,
+    tmp: Path,
+    threads: int,
+    precisions: list[str],
+    calibration: np.ndarray,
+) -> dict[str, Runner]:
     def torch_fp32(x: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
             return module(torch.from_numpy(x)).numpy()
@@ -131,21 +138,33 @@ def measure(runners: dict[str, Runner], x: np.ndarray, repeats: int) -> dict[str
             best[name] = min(best[name], time.perf_counter() - start)
     reference = outputs["torch fp32"]
     return {
-        name: {"ms": best[name] * 1000, "speedup_vs_torch_fp32": best["torch fp32"] / best[name],
-               "psnr_db": verify.psnr(reference, outputs[name])}
+        name: {
+            "ms": best[name] * 1000,
+            "speedup_vs_torch_fp32": best["torch fp32"] / best[name],
+            "psnr_db": verify.psnr(reference, outputs[name]),
+        }
         for name in runners
     }
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024])
     parser.add_argument("--repeats", type=int, default=2, help="timed runs per variant and size (min is reported)")
-    parser.add_argument("--precisions", nargs="+", default=["fp16", "int8"], choices=["fp16", "int8", "bf16"],
-                        help="bf16 = torch autocast, opt-in: without AVX512-BF16/AMX it is >30x slower than fp32")
+    parser.add_argument(
+        "--precisions",
+        nargs="+",
+        default=["fp16", "int8"],
+        choices=["fp16", "int8", "bf16"],
+        help="bf16 = torch autocast, opt-in: without AVX512-BF16/AMX it is >30x slower than fp32",
+    )
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--fit-steps", type=int, default=0,
-                        help="brief fit before measuring (0: random init; each step takes ~5 s on 2 busy cores)")
+    parser.add_argument(
+        "--fit-steps",
+        type=int,
+        default=0,
+        help="brief fit before measuring (0: random init; each step takes ~5 s on 2 busy cores)",
+    )
     parser.add_argument("--checkpoint", type=Path, default=None, help="a trained .safetensors generator instead")
     parser.add_argument("--calibration-images", type=int, default=16)
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
@@ -156,8 +175,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     rng = np.random.default_rng(1)
     calibration = np.stack([scene(rng, 256) for _ in range(args.calibration_images)])
     print(f"ResNet-9 ngf {card.ngf}, weights: {what}", flush=True)
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {args.threads} threads; "
-          f"torch {torch.__version__}, onnxruntime {verify.ort.__version__}; load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {args.threads} threads; "
+        f"torch {torch.__version__}, onnxruntime {verify.ort.__version__}; load average {os.getloadavg()[0]:.1f}"
+    )
     results: dict[str, dict[str, dict[str, float]]] = {}
     with tempfile.TemporaryDirectory(prefix="cyclegan-bench-") as tmp:
         runners = build_runners(module, card, Path(tmp), args.threads, args.precisions, calibration)

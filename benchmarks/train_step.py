@@ -39,8 +39,13 @@ def child(size: int, mode: str, iters: int, warmup: int, threads: int) -> dict:
 
     cuda = torch.cuda.is_available()
     cfg = Config()  # paper defaults: resnet_9blocks, ngf/ndf 64, instance norm, LSGAN, lambdas 10/10/0.5
-    precision = {"fp32": "no", "default": resolve_mixed_precision("auto", cuda), "bf16": "bf16",
-                 "fp16": "fp16", "bf16-cl-compile": "bf16"}[mode]
+    precision = {
+        "fp32": "no",
+        "default": resolve_mixed_precision("auto", cuda),
+        "bf16": "bf16",
+        "fp16": "fp16",
+        "bf16-cl-compile": "bf16",
+    }[mode]
     channels_last = cuda and mode in ("default", "fp16", "bf16", "bf16-cl-compile")
     compile_ = mode == "bf16-cl-compile"
     if cuda:
@@ -76,16 +81,35 @@ def child(size: int, mode: str, iters: int, warmup: int, threads: int) -> dict:
     finite = all(torch.isfinite(v).item() for v in losses.values())
     rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {
-        "size": size, "mode": mode, "precision": precision, "channels_last": channels_last, "compile": compile_,
-        "s_per_it": sorted(times)[len(times) // 2], "peak_rss_mib": rss_mib,
+        "size": size,
+        "mode": mode,
+        "precision": precision,
+        "channels_last": channels_last,
+        "compile": compile_,
+        "s_per_it": sorted(times)[len(times) // 2],
+        "peak_rss_mib": rss_mib,
         "peak_cuda_mib": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
-        "threads": torch.get_num_threads(), "finite": finite,
+        "threads": torch.get_num_threads(),
+        "finite": finite,
     }
 
 
 def run_child(size: int, mode: str, iters: int, warmup: int, threads: int) -> dict:
-    cmd = [sys.executable, __file__, "--child", "--sizes", str(size), "--modes", mode,
-           "--iters", str(iters), "--warmup", str(warmup), "--threads", str(threads)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        "--sizes",
+        str(size),
+        "--modes",
+        mode,
+        "--iters",
+        str(iters),
+        "--warmup",
+        str(warmup),
+        "--threads",
+        str(threads),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
     if proc.returncode != 0:
         return {"size": size, "mode": mode, "error": proc.stderr.strip().splitlines()[-1:]}
@@ -112,10 +136,14 @@ def main() -> None:
     cuda = torch.cuda.is_available()
     modes = args.modes or (["fp32", "default", "bf16"] + (["fp16", "bf16-cl-compile"] if cuda else []))
     device = torch.cuda.get_device_name() if cuda else f"CPU {platform.processor() or platform.machine()}"
-    print(f"device: {device}; torch {torch.__version__}; threads {torch.get_num_threads()}; "
-          f"native bf16 on CPU: {cpu_has_native_bf16()}; default precision: {resolve_mixed_precision('auto', cuda)}")
-    print(f"{'size':>5} {'mode':<16} {'precision':<9} {'s/it':>8} {'peak RSS MiB':>13} {'peak CUDA MiB':>14} "
-          "threads finite")
+    print(
+        f"device: {device}; torch {torch.__version__}; threads {torch.get_num_threads()}; "
+        f"native bf16 on CPU: {cpu_has_native_bf16()}; default precision: {resolve_mixed_precision('auto', cuda)}"
+    )
+    print(
+        f"{'size':>5} {'mode':<16} {'precision':<9} {'s/it':>8} {'peak RSS MiB':>13} {'peak CUDA MiB':>14} "
+        "threads finite"
+    )
     results = []
     for size in args.sizes:
         for mode in modes:
@@ -125,14 +153,19 @@ def main() -> None:
                 print(f"{size:>5} {mode:<16} error: {r['error']}")
                 continue
             cuda_mem = f"{r['peak_cuda_mib']:.0f}" if r["peak_cuda_mib"] is not None else "-"
-            print(f"{size:>5} {mode:<16} {r['precision']:<9} {r['s_per_it']:>8.3f} {r['peak_rss_mib']:>13.0f} "
-                  f"{cuda_mem:>14} {r['threads']:>7} {r['finite']}", flush=True)
+            print(
+                f"{size:>5} {mode:<16} {r['precision']:<9} {r['s_per_it']:>8.3f} {r['peak_rss_mib']:>13.0f} "
+                f"{cuda_mem:>14} {r['threads']:>7} {r['finite']}",
+                flush=True,
+            )
     for size in args.sizes:
         by_mode = {r["mode"]: r for r in results if r["size"] == size and "error" not in r}
         if "fp32" in by_mode:
             for mode, r in by_mode.items():
                 if mode != "fp32":
-                    print(f"{size} px: fp32 eager / {mode} = {by_mode['fp32']['s_per_it'] / r['s_per_it']:.2f}x speed-up")
+                    print(
+                        f"{size} px: fp32 eager / {mode} = {by_mode['fp32']['s_per_it'] / r['s_per_it']:.2f}x speed-up"
+                    )
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional, Union, get_args, get_origin
+from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
 
@@ -45,7 +45,7 @@ class ModelConfig:
     ngf: int = 64
     ndf: int = 64
     norm: NormKind = "instance"
-    norm_d: Optional[NormKind] = None  # discriminator norm; None = same as `norm`
+    norm_d: NormKind | None = None  # discriminator norm; None = same as `norm`
     use_dropout: bool = False
     init_type: InitKind = "normal"
     init_gain: float = 0.02
@@ -68,7 +68,7 @@ class DataConfig:
     crop_size: int = 256
     flip: bool = True
     serial_batches: bool = False
-    max_dataset_size: Optional[int] = None
+    max_dataset_size: int | None = None
     num_workers: int = -1  # -1: chosen from the CPU count
     test_images: int = 4  # fixed images from testA/testB used for sample grids
 
@@ -145,12 +145,12 @@ class TrainConfig:
     batch_size: int = 1
     mixed_precision: MixedPrecision = "auto"  # auto: bf16 where the hardware supports it, else no
     seed: int = 0
-    max_steps: Optional[int] = None  # stop after this many optimizer steps (None: run all epochs)
+    max_steps: int | None = None  # stop after this many optimizer steps (None: run all epochs)
     save_every: int = 1000  # steps between checkpoints (also saved at the end)
     keep_last: int = 3
     log_every: int = 50
     sample_every: int = 500
-    ema_decay: Optional[float] = None  # e.g. 0.999 keeps an EMA of the generators
+    ema_decay: float | None = None  # e.g. 0.999 keeps an EMA of the generators
     compile: bool = False  # torch.compile on CUDA
     channels_last: bool = True  # applied on CUDA only
     deterministic: bool = False
@@ -173,7 +173,7 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
-    def validate(self) -> "Config":
+    def validate(self) -> Config:
         for section in (self.model, self.data, self.loss, self.optim, self.train):
             section.validate()
         return self

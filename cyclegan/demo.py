@@ -48,10 +48,20 @@ class DemoPlan:
     extra_overrides: list[str] = field(default_factory=list)
 
     @classmethod
-    def small(cls, out: Path) -> "DemoPlan":
+    def small(cls, out: Path) -> DemoPlan:
         return cls(
-            out=out, steps=12, crop=32, load=36, frame_every=0.5, crops_per_photo=6, test_side=96,
-            cartoon_scene_seconds=2.0, clip_seconds=1.0, save_every=6, log_every=2, sample_every=6,
+            out=out,
+            steps=12,
+            crop=32,
+            load=36,
+            frame_every=0.5,
+            crops_per_photo=6,
+            test_side=96,
+            cartoon_scene_seconds=2.0,
+            clip_seconds=1.0,
+            save_every=6,
+            log_every=2,
+            sample_every=6,
             extra_overrides=["model.ngf=8", "model.ndf=8"],
         )
 
@@ -128,24 +138,57 @@ def make_assets(plan: DemoPlan) -> None:
     photos_train, photos_test = plan.assets / "photos" / "train", plan.assets / "photos" / "test"
     if not photos_test.exists():
         assets.make_photos(
-            photos_train, photos_test,
-            crops_per_photo=plan.crops_per_photo, crop_size=plan.load + plan.load // 3, test_side=plan.test_side,
+            photos_train,
+            photos_test,
+            crops_per_photo=plan.crops_per_photo,
+            crop_size=plan.load + plan.load // 3,
+            test_side=plan.test_side,
         )
     clip = plan.assets / "clip.mp4"
     if not clip.exists():
         assets.make_photo_clip(sorted(photos_test.glob("*.jpg"))[0], clip, seconds=plan.clip_seconds)
-    click.echo(f"    cartoon: {cartoon}\n    photos:  {photos_train} (train crops), {photos_test} (held out)\n    clip:    {clip}")
+    click.echo(
+        f"    cartoon: {cartoon}\n"
+        f"    photos:  {photos_train} (train crops), {photos_test} (held out)\n"
+        f"    clip:    {clip}"
+    )
 
 
 def build_dataset(plan: DemoPlan) -> None:
-    _run(_cli(
-        "frames", plan.assets / "cartoon.mp4", "--out", plan.dataset, "--domain", "B", "--name", "cartoon",
-        "--every-seconds", plan.frame_every, "--resize", plan.load, "--test-ratio", 0.1,
-    ))
-    _run(_cli(
-        "images", plan.assets / "photos" / "train", "--out", plan.dataset, "--domain", "A", "--name", "photo",
-        "--resize", plan.load, "--test-ratio", 0.1,
-    ))
+    _run(
+        _cli(
+            "frames",
+            plan.assets / "cartoon.mp4",
+            "--out",
+            plan.dataset,
+            "--domain",
+            "B",
+            "--name",
+            "cartoon",
+            "--every-seconds",
+            plan.frame_every,
+            "--resize",
+            plan.load,
+            "--test-ratio",
+            0.1,
+        )
+    )
+    _run(
+        _cli(
+            "images",
+            plan.assets / "photos" / "train",
+            "--out",
+            plan.dataset,
+            "--domain",
+            "A",
+            "--name",
+            "photo",
+            "--resize",
+            plan.load,
+            "--test-ratio",
+            0.1,
+        )
+    )
 
 
 def schedule_overrides(plan: DemoPlan) -> list[str]:
@@ -161,15 +204,34 @@ def schedule_overrides(plan: DemoPlan) -> list[str]:
 
 
 def train(plan: DemoPlan, resume: bool) -> None:
-    overrides = [*schedule_overrides(plan), 
-        f"data.root={plan.dataset}", f"train.output_dir={plan.run}", f"train.max_steps={plan.steps}",
-        f"data.crop_size={plan.crop}", f"data.load_size={plan.load}", f"train.save_every={plan.save_every}",
-        f"train.log_every={plan.log_every}", f"train.sample_every={plan.sample_every}", *plan.extra_overrides,
+    overrides = [
+        *schedule_overrides(plan),
+        f"data.root={plan.dataset}",
+        f"train.output_dir={plan.run}",
+        f"train.max_steps={plan.steps}",
+        f"data.crop_size={plan.crop}",
+        f"data.load_size={plan.load}",
+        f"train.save_every={plan.save_every}",
+        f"train.log_every={plan.log_every}",
+        f"train.sample_every={plan.sample_every}",
+        *plan.extra_overrides,
     ]
     args = [
-        sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1", "--num_machines", "1",
-        "--mixed_precision", "no", "--dynamo_backend", "no", "--cpu",
-        str(REPO_ROOT / "train_accel.py"), "--config", str(REPO_ROOT / "configs" / "tiny_cpu.yaml"),
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--num_processes",
+        "1",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--cpu",
+        str(REPO_ROOT / "train_accel.py"),
+        "--config",
+        str(REPO_ROOT / "configs" / "tiny_cpu.yaml"),
     ]
     if resume and (plan.run / "checkpoints").exists():
         args += ["--resume", "latest"]
@@ -294,8 +356,13 @@ def run_demo(plan: DemoPlan, *, clean: bool = False) -> StageClock:
 
 
 @click.command()
-@click.option("--out", type=click.Path(path_type=Path), default=Path("demo_out"), show_default=True,
-              help="Where every stage writes its outputs.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("demo_out"),
+    show_default=True,
+    help="Where every stage writes its outputs.",
+)
 @click.option("--clean", is_flag=True, help="Delete earlier outputs and start from nothing (default: resume).")
 @click.option("--steps", type=int, default=None, help="Training steps (default 1800, about 10 minutes on 2 cores).")
 @click.option("--small", is_flag=True, help="A tiny run (seconds), as the end-to-end test does.")

@@ -15,11 +15,11 @@ slim serving environment.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from importlib import metadata
 from pathlib import Path
-from typing import Callable, Iterator
 
 import av
 import numpy as np
@@ -142,7 +142,12 @@ def _forest(draw: ImageDraw.ImageDraw, w: int, h: int, t: float) -> None:
         x = i * 50 - pan % 50
         draw.rectangle([x + 18, int(h * 0.45), x + 30, int(h * 0.78)], fill=(110, 70, 30), outline=OUTLINE, width=2)
         top = int(h * 0.12 + 15 * ((i + pan // 50) % 3))
-        _outlined(draw, "polygon", [(x + 24, top), (x - 4, int(h * 0.5)), (x + 52, int(h * 0.5))], (30, 130 + 20 * (i % 2), 60))
+        _outlined(
+            draw,
+            "polygon",
+            [(x + 24, top), (x - 4, int(h * 0.5)), (x + 52, int(h * 0.5))],
+            (30, 130 + 20 * (i % 2), 60),
+        )
     fx = int(w * 0.5 + 80 * math.sin(t * 1.4))
     fy = int(h * 0.35 + 30 * math.cos(t * 2.1))
     _outlined(draw, "ellipse", [fx - 12, fy - 8, fx + 12, fy + 8], (250, 150, 200), width=2)
@@ -226,8 +231,12 @@ def _write_tone(container: av.container.OutputContainer, stream: av.AudioStream,
 
 def make_cartoon(path: Path, spec: CartoonSpec = CartoonSpec()) -> Path:
     return write_video(
-        path, cartoon_frames(spec), fps=spec.fps, size=(spec.width, spec.height),
-        duration=spec.duration, audio=spec.audio,
+        path,
+        cartoon_frames(spec),
+        fps=spec.fps,
+        size=(spec.width, spec.height),
+        duration=spec.duration,
+        audio=spec.audio,
     )
 
 
@@ -270,7 +279,9 @@ def make_photos(train_dir: Path, test_dir: Path, *, crops_per_photo: int, crop_s
         image.save(test_dir / f"{Path(rel).stem}.jpg", quality=95)
 
 
-def make_photo_clip(photo: Path, path: Path, *, seconds: float = 3.0, fps: int = 12, size: tuple[int, int] = (160, 120)) -> Path:
+def make_photo_clip(
+    photo: Path, path: Path, *, seconds: float = 3.0, fps: int = 12, size: tuple[int, int] = (160, 120)
+) -> Path:
     """A slow pan-and-zoom over a photo: the clip the demo stylizes with the video path."""
     image = _rgb(photo)
     w, h = image.size

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from pathlib import Path
-from typing import Literal, Union
+from typing import Literal
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -21,7 +21,7 @@ from cyclegan.config import Config
 from cyclegan.models import generator_from_card, size_multiple
 from serve.model_metadata import METADATA_KEY, GeneratorCard, MetadataError
 
-PathLike = Union[str, os.PathLike]
+PathLike = str | os.PathLike
 
 
 class GeneratorFileError(MetadataError):
@@ -48,9 +48,7 @@ def save_generator(path: PathLike, module: nn.Module, card: GeneratorCard) -> Pa
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {
-        name: t.detach().to("cpu", copy=True).contiguous() for name, t in _unwrap(module).state_dict().items()
-    }
+    tensors = {name: t.detach().to("cpu", copy=True).contiguous() for name, t in _unwrap(module).state_dict().items()}
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
         save_file(tensors, str(tmp), metadata=card.to_props())
@@ -70,7 +68,9 @@ def _header(path: Path) -> dict[str, str]:
         with safe_open(str(path), framework="pt") as fh:
             return fh.metadata() or {}
     except (SafetensorError, OSError, ValueError) as exc:
-        raise GeneratorFileError(f"{path} is not a readable .safetensors file ({exc}); expected one written by save_generator") from None
+        raise GeneratorFileError(
+            f"{path} is not a readable .safetensors file ({exc}); expected one written by save_generator"
+        ) from None
 
 
 def read_card(path: PathLike) -> GeneratorCard:
@@ -79,7 +79,7 @@ def read_card(path: PathLike) -> GeneratorCard:
     return GeneratorCard.from_props(_header(path), where=str(path))
 
 
-def load_generator(path: PathLike, device: Union[str, torch.device] = "cpu") -> tuple[nn.Module, GeneratorCard]:
+def load_generator(path: PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, GeneratorCard]:
     """Rebuild the generator the card describes, load its weights on ``device``; returns (module in eval mode, card)."""
     path = Path(path)
     card = read_card(path)

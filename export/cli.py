@@ -3,46 +3,82 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import click
 
 
-
 @click.command("export", context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("source", type=click.Path(path_type=Path))
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for the .onnx files (created if needed).")
-@click.option("--direction", type=click.Choice(["A2B", "B2A", "both"]), default=None,
-              help="Which generator of a run folder to export (default: both; a single file: its own).")
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the .onnx files (created if needed).",
+)
+@click.option(
+    "--direction",
+    type=click.Choice(["A2B", "B2A", "both"]),
+    default=None,
+    help="Which generator of a run folder to export (default: both; a single file: its own).",
+)
 @click.option("--opset", type=int, default=18, show_default=True, help="ONNX opset version.")
-@click.option("--precision", "precisions", type=click.Choice(["fp32", "fp16", "int8"]), multiple=True,
-              help="Precision(s) to write; repeat for several (default: fp32). fp32 is always verified.")
-@click.option("--calibration-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Images of the source domain for int8 calibration (needed by --precision int8).")
-@click.option("--calibration-count", type=click.IntRange(1), default=32, show_default=True,
-              help="How many calibration images to use at most.")
-@click.option("--max-side", type=click.IntRange(1), default=1024, show_default=True,
-              help="Recommended maximum image side written into the model for serving.")
+@click.option(
+    "--precision",
+    "precisions",
+    type=click.Choice(["fp32", "fp16", "int8"]),
+    multiple=True,
+    help="Precision(s) to write; repeat for several (default: fp32). fp32 is always verified.",
+)
+@click.option(
+    "--calibration-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Images of the source domain for int8 calibration (needed by --precision int8).",
+)
+@click.option(
+    "--calibration-count",
+    type=click.IntRange(1),
+    default=32,
+    show_default=True,
+    help="How many calibration images to use at most.",
+)
+@click.option(
+    "--max-side",
+    type=click.IntRange(1),
+    default=1024,
+    show_default=True,
+    help="Recommended maximum image side written into the model for serving.",
+)
 @click.option("--name", default=None, help="Base name of the output files (default: the run name).")
-@click.option("--exporter", type=click.Choice(["auto", "dynamo", "torchscript"]), default="auto", show_default=True,
-              help="torch.onnx exporter; auto tries dynamo (smallest graph) and falls back to torchscript.")
-@click.option("--bench-size", type=click.IntRange(0), default=256, show_default=True,
-              help="Side in pixels for the speed report (0: skip timing).")
+@click.option(
+    "--exporter",
+    type=click.Choice(["auto", "dynamo", "torchscript"]),
+    default="auto",
+    show_default=True,
+    help="torch.onnx exporter; auto tries dynamo (smallest graph) and falls back to torchscript.",
+)
+@click.option(
+    "--bench-size",
+    type=click.IntRange(0),
+    default=256,
+    show_default=True,
+    help="Side in pixels for the speed report (0: skip timing).",
+)
 @click.option("--threads", type=click.IntRange(1), default=None, help="onnxruntime intra-op threads for checks.")
 def export(
     source: Path,
     out_dir: Path,
-    direction: Optional[str],
+    direction: str | None,
     opset: int,
     precisions: tuple[str, ...],
-    calibration_dir: Optional[Path],
+    calibration_dir: Path | None,
     calibration_count: int,
     max_side: int,
-    name: Optional[str],
+    name: str | None,
     exporter: str,
     bench_size: int,
-    threads: Optional[int],
+    threads: int | None,
 ) -> None:
     """Export SOURCE (a training run folder or one .safetensors generator) to ONNX.
 

@@ -14,9 +14,10 @@ import logging
 import os
 import tempfile
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Literal, Optional
+from typing import Literal
 
 import onnx
 import torch
@@ -33,7 +34,7 @@ DEFAULT_OPSET = 18
 Exporter = Literal["dynamo", "torchscript"]
 
 
-def export_card(card: GeneratorCard, *, precision: str, opset: int, max_side: Optional[int]) -> GeneratorCard:
+def export_card(card: GeneratorCard, *, precision: str, opset: int, max_side: int | None) -> GeneratorCard:
     """The card written into an ONNX file: the training card plus the export fields."""
     return dataclasses.replace(card, precision=precision, opset=opset, max_side=max_side, extra=dict(card.extra))
 
@@ -59,7 +60,11 @@ def to_onnx_proto(
     errors: list[str] = []
     for kind in order:
         try:
-            proto = _export_dynamo(module, example, opset) if kind == "dynamo" else _export_torchscript(module, example, opset)
+            proto = (
+                _export_dynamo(module, example, opset)
+                if kind == "dynamo"
+                else _export_torchscript(module, example, opset)
+            )
         except Exception as exc:  # noqa: BLE001 - any exporter failure means: try the next one
             errors.append(f"{kind}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
             log.warning("%s exporter failed for %s, trying the next one: %s", kind, card.generator, errors[-1])
@@ -154,7 +159,9 @@ def check_io(proto: onnx.ModelProto) -> None:
     inputs = [i.name for i in proto.graph.input if i.name not in {t.name for t in proto.graph.initializer}]
     outputs = [o.name for o in proto.graph.output]
     if inputs != [INPUT_NAME] or outputs != [OUTPUT_NAME]:
-        raise ExportError(f"exported graph has inputs {inputs} and outputs {outputs}, expected ['input'] and ['output']")
+        raise ExportError(
+            f"exported graph has inputs {inputs} and outputs {outputs}, expected ['input'] and ['output']"
+        )
 
 
 def save_single_file(proto: onnx.ModelProto, path: str | os.PathLike[str]) -> Path:

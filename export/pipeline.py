@@ -7,9 +7,9 @@ checked, and only then renamed into place: a failed check leaves no file behind.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional, Sequence
 
 import numpy as np
 import onnx
@@ -29,9 +29,9 @@ Echo = Callable[[str], None]
 class VariantReport:
     precision: str
     path: Path
-    ms_per_image: Optional[float] = None  # best-of-N onnxruntime latency at `bench_side`
-    bench_side: Optional[int] = None
-    psnr_db: Optional[float] = None  # against the fp32 ONNX output; None for fp32 itself
+    ms_per_image: float | None = None  # best-of-N onnxruntime latency at `bench_side`
+    bench_side: int | None = None
+    psnr_db: float | None = None  # against the fp32 ONNX output; None for fp32 itself
 
 
 @dataclass
@@ -48,12 +48,12 @@ class ExportOptions:
     precisions: tuple[str, ...] = ("fp32",)
     opset: int = DEFAULT_OPSET
     max_side: int = DEFAULT_MAX_SIDE
-    calibration_dir: Optional[Path] = None
+    calibration_dir: Path | None = None
     calibration_count: int = 32
     exporter: str = "auto"
     bench_side: int = 256  # 0 disables the speed measurement
     bench_repeats: int = 3
-    threads: Optional[int] = None
+    threads: int | None = None
     tolerance: float = verify.FP32_TOLERANCE  # max abs difference onnxruntime vs PyTorch for fp32
 
     def validate(self) -> None:
@@ -83,7 +83,7 @@ def export_generator(
     out_dir: Path,
     options: ExportOptions,
     *,
-    name: Optional[str] = None,
+    name: str | None = None,
     echo: Echo = lambda _msg: None,
 ) -> ExportReport:
     """Export one generator file to every requested precision; raises ExportError/ParityError on failure."""
@@ -102,17 +102,25 @@ def export_generator(
     out_dir.mkdir(parents=True, exist_ok=True)
 
     fp32_card = onnx_export.export_card(card, precision="fp32", opset=options.opset, max_side=max_side)
-    fp32_tmp = onnx_export.save_single_file(onnx_export.attach_card(proto, fp32_card), output_path(out_dir, name, card.direction, "fp32"))
+    fp32_tmp = onnx_export.save_single_file(
+        onnx_export.attach_card(proto, fp32_card), output_path(out_dir, name, card.direction, "fp32")
+    )
     tmp_files = [fp32_tmp]
     try:
         fp32_session = verify.make_session(fp32_tmp, options.threads)
         report.parity = verify.check_parity(
-            module, fp32_session, input_nc=card.input_nc, size_multiple=card.size_multiple,
-            tolerance=options.tolerance, where=f"{source} ({card.direction}, {exporter} exporter)",
+            module,
+            fp32_session,
+            input_nc=card.input_nc,
+            size_multiple=card.size_multiple,
+            tolerance=options.tolerance,
+            where=f"{source} ({card.direction}, {exporter} exporter)",
         )
         worst = max(c.max_abs_diff for c in report.parity)
-        echo(f"{card.direction}: {card.generator} exported ({exporter}, opset {options.opset}); parity with PyTorch "
-             f"at {len(report.parity)} shapes, max abs diff {worst:.2e} < {options.tolerance:g}")
+        echo(
+            f"{card.direction}: {card.generator} exported ({exporter}, opset {options.opset}); parity with PyTorch "
+            f"at {len(report.parity)} shapes, max abs diff {worst:.2e} < {options.tolerance:g}"
+        )
 
         bench = _bench_input(card, options.bench_side)
         fp32_ms = verify.time_session(fp32_session, bench, options.bench_repeats) if bench is not None else None
@@ -124,7 +132,9 @@ def export_generator(
             if precision == "fp32":
                 tmp, variant = fp32_tmp, VariantReport("fp32", final, fp32_ms, options.bench_side or None)
             else:
-                variant_card = onnx_export.export_card(card, precision=precision, opset=options.opset, max_side=max_side)
+                variant_card = onnx_export.export_card(
+                    card, precision=precision, opset=options.opset, max_side=max_side
+                )
                 if precision == "fp16":
                     reduced = quantize.to_fp16(onnx.load(str(fp32_tmp)))
                 else:
@@ -134,15 +144,19 @@ def export_generator(
                 tmp = onnx_export.save_single_file(onnx_export.attach_card(reduced, variant_card), final)
                 tmp_files.append(tmp)
                 session = verify.make_session(tmp, options.threads)
-                variant = VariantReport(precision, final, psnr_db=verify.psnr(fp32_eval, verify.run_session(session, eval_x)))
+                variant = VariantReport(
+                    precision, final, psnr_db=verify.psnr(fp32_eval, verify.run_session(session, eval_x))
+                )
                 if bench is not None:
                     variant.ms_per_image = verify.time_session(session, bench, options.bench_repeats)
                     variant.bench_side = options.bench_side
             finals.append((tmp, variant))
             echo("  " + describe(variant, fp32_ms))
             if variant.psnr_db is not None and variant.psnr_db < REDUCED_PSNR_WARN_DB:
-                echo(f"  warning: {precision} PSNR {variant.psnr_db:.1f} dB is below {REDUCED_PSNR_WARN_DB:.0f} dB "
-                     "against fp32: expect visible differences")
+                echo(
+                    f"  warning: {precision} PSNR {variant.psnr_db:.1f} dB is below {REDUCED_PSNR_WARN_DB:.0f} dB "
+                    "against fp32: expect visible differences"
+                )
         for tmp, variant in finals:
             os.replace(tmp, variant.path)
             report.variants.append(variant)
@@ -157,8 +171,8 @@ def export_source(
     out_dir: str | os.PathLike[str],
     options: ExportOptions,
     *,
-    direction: Optional[str] = None,
-    name: Optional[str] = None,
+    direction: str | None = None,
+    name: str | None = None,
     echo: Echo = lambda _msg: None,
 ) -> list[ExportReport]:
     """Export a run folder (both directions or one) or a single .safetensors generator."""
@@ -175,7 +189,7 @@ def export_source(
     return [export_generator(f, Path(out_dir), options, name=name, echo=echo) for f in files]
 
 
-def describe(variant: VariantReport, fp32_ms: Optional[float]) -> str:
+def describe(variant: VariantReport, fp32_ms: float | None) -> str:
     parts = [f"{variant.precision:>4} -> {variant.path.name}"]
     if variant.ms_per_image is not None:
         parts.append(f"{variant.ms_per_image:.1f} ms/image at {variant.bench_side}px")
@@ -186,7 +200,7 @@ def describe(variant: VariantReport, fp32_ms: Optional[float]) -> str:
     return ", ".join(parts)
 
 
-def _bench_input(card: GeneratorCard, side: int) -> Optional[np.ndarray]:
+def _bench_input(card: GeneratorCard, side: int) -> np.ndarray | None:
     if side <= 0:
         return None
     side = verify.round_up(side, card.size_multiple)
@@ -202,6 +216,14 @@ def _eval_input(card: GeneratorCard, calibration_files: Sequence[Path]) -> np.nd
 
 
 __all__ = [
-    "DEFAULT_MAX_SIDE", "DIRECTIONS", "ExportOptions", "ExportReport", "PRECISIONS", "VariantReport",
-    "export_generator", "export_source", "output_path", "resolve_sources",
+    "DEFAULT_MAX_SIDE",
+    "DIRECTIONS",
+    "ExportOptions",
+    "ExportReport",
+    "PRECISIONS",
+    "VariantReport",
+    "export_generator",
+    "export_source",
+    "output_path",
+    "resolve_sources",
 ]

@@ -14,8 +14,8 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Optional, Sequence
 
 import numpy as np
 import onnx
@@ -94,7 +94,11 @@ def _dedupe_nodes(graph: onnx.GraphProto) -> None:
         body = node.SerializeToString()
         if key in seen:
             other = onnx.NodeProto.FromString(seen[key])
-            if (other.op_type, list(other.input), list(other.attribute)) != (node.op_type, list(node.input), list(node.attribute)):
+            if (other.op_type, list(other.input), list(other.attribute)) != (
+                node.op_type,
+                list(node.input),
+                list(node.attribute),
+            ):
                 raise ValueError(f"two different nodes write {', '.join(key)}")
             continue
         seen[key] = body
@@ -127,7 +131,7 @@ class _Reader:
     def __init__(self, batch: np.ndarray) -> None:
         self._items: Iterator[dict[str, np.ndarray]] = iter({INPUT_NAME: batch[i : i + 1]} for i in range(len(batch)))
 
-    def get_next(self) -> Optional[dict[str, np.ndarray]]:
+    def get_next(self) -> dict[str, np.ndarray] | None:
         return next(self._items, None)
 
     def rewind(self) -> None:  # part of the CalibrationDataReader interface; a single pass is enough

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Optional
 
 from serve.model_metadata import GeneratorCard
 
@@ -22,7 +21,7 @@ class ExportError(RuntimeError):
     """An export step failed; the message says which model and what to do."""
 
 
-def resolve_sources(source: str | os.PathLike[str], direction: Optional[str]) -> list[Path]:
+def resolve_sources(source: str | os.PathLike[str], direction: str | None) -> list[Path]:
     """The generator files to export: a run folder's generators/ or one .safetensors file."""
     source = Path(source)
     if direction not in (None, "both", *DIRECTIONS):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 import numpy as np
 import onnxruntime as ort
@@ -52,7 +52,7 @@ def parity_shapes(size_multiple: int, sizes: Sequence[tuple[int, int]] = DEFAULT
     return cases
 
 
-def make_session(path: str | os.PathLike[str], threads: Optional[int] = None) -> ort.InferenceSession:
+def make_session(path: str | os.PathLike[str], threads: int | None = None) -> ort.InferenceSession:
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if threads:
@@ -93,8 +93,10 @@ def check_parity(
             expected = module(torch.from_numpy(x)).numpy()
         actual = run_session(session, x)
         if actual.shape != expected.shape:
-            raise ParityError(f"{where}: output shape {actual.shape} from onnxruntime, {expected.shape} from PyTorch "
-                              f"for input {x.shape}")
+            raise ParityError(
+                f"{where}: output shape {actual.shape} from onnxruntime, {expected.shape} from PyTorch "
+                f"for input {x.shape}"
+            )
         diff = float(np.max(np.abs(actual - expected)))
         cases.append(ParityCase(batch, h, w, diff))
         if not diff < tolerance:  # also catches NaN

@@ -32,8 +32,8 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Optional, Sequence
 
 from telegram import Update
 from telegram.error import InvalidToken, NetworkError, TelegramError
@@ -115,8 +115,13 @@ async def run_application(application: Application, stop: asyncio.Event) -> None
             timeout=settings.poll_timeout, allowed_updates=[Update.MESSAGE, Update.CALLBACK_QUERY]
         )
         log_event(
-            logger, "started", bot=application.bot.username, styles=",".join(s.key for s in style_bot.catalog),
-            workers=settings.workers, threads_per_worker=settings.threads_per_worker, queue_size=settings.queue_size,
+            logger,
+            "started",
+            bot=application.bot.username,
+            styles=",".join(s.key for s in style_bot.catalog),
+            workers=settings.workers,
+            threads_per_worker=settings.threads_per_worker,
+            queue_size=settings.queue_size,
         )
         heartbeat = asyncio.create_task(_heartbeat(application, settings), name="heartbeat")
         try:
@@ -141,8 +146,13 @@ async def _heartbeat(application: Application, settings: BotSettings) -> None:
     style_bot = style_bot_of(application)
     while True:
         if application.running and application.updater is not None and application.updater.running:
-            beat = {"time": time.time(), "pid": os.getpid(), "styles": len(style_bot.catalog),
-                    "admitted": style_bot.pool.admitted, "running": style_bot.pool.running}
+            beat = {
+                "time": time.time(),
+                "pid": os.getpid(),
+                "styles": len(style_bot.catalog),
+                "admitted": style_bot.pool.admitted,
+                "running": style_bot.pool.running,
+            }
             tmp = path.with_name(path.name + ".tmp")
             tmp.write_text(json.dumps(beat), encoding="utf-8")
             tmp.replace(path)
@@ -173,7 +183,7 @@ def run_bot(settings: BotSettings) -> None:
         raise StartupError(f"cannot reach the Bot API at {settings.api_base_url}: {exc}") from None
 
 
-def run_bot_from_env(environ: Optional[Mapping[str, str]] = None) -> None:
+def run_bot_from_env(environ: Mapping[str, str] | None = None) -> None:
     """Entry point of ``cyclegan bot``: settings from the environment, logging, then :func:`run_bot`.
 
     Exits with status 2 on bad settings and 1 when the bot cannot start; returns after a clean stop.
@@ -192,7 +202,7 @@ def run_bot_from_env(environ: Optional[Mapping[str, str]] = None) -> None:
         raise SystemExit(EXIT_CANNOT_START) from None
 
 
-def healthcheck(environ: Optional[Mapping[str, str]] = None) -> tuple[bool, str]:
+def healthcheck(environ: Mapping[str, str] | None = None) -> tuple[bool, str]:
     """Is the bot's event loop alive and polling? Judged by the age of its heartbeat file."""
     env = os.environ if environ is None else environ
     name = env.get("BOT_HEARTBEAT_FILE", "").strip()
@@ -208,13 +218,19 @@ def healthcheck(environ: Optional[Mapping[str, str]] = None) -> tuple[bool, str]
         return False, f"unreadable heartbeat at {name}: {exc}"
     if age > 3 * period:
         return False, f"last heartbeat {age:.0f} s ago (expected every {period:g} s): the event loop is stuck"
-    return True, f"ok: {beat.get('styles')} styles, {beat.get('admitted')} requests in progress, heartbeat {age:.0f} s ago"
+    return (
+        True,
+        f"ok: {beat.get('styles')} styles, {beat.get('admitted')} requests in progress, heartbeat {age:.0f} s ago",
+    )
 
 
-def main(argv: Optional[Sequence[str]] = None) -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m serve.bot", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--healthcheck", action="store_true",
-                        help="exit 0 if a running bot's heartbeat is fresh, else 1 (for container HEALTHCHECKs)")
+    parser.add_argument(
+        "--healthcheck",
+        action="store_true",
+        help="exit 0 if a running bot's heartbeat is fresh, else 1 (for container HEALTHCHECKs)",
+    )
     args = parser.parse_args(argv)
     if args.healthcheck:
         healthy, why = healthcheck()

@@ -39,9 +39,10 @@ import os
 import re
 import sys
 import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Optional, TextIO, TypeVar
+from typing import Any, TextIO, TypeVar
 
 DEFAULT_API_BASE_URL = "https://api.telegram.org/bot"
 DEFAULT_API_FILE_URL = "https://api.telegram.org/file/bot"
@@ -81,7 +82,7 @@ class BotSettings:
     api_base_url: str = DEFAULT_API_BASE_URL
     api_file_url: str = DEFAULT_API_FILE_URL
     log_level: str = "INFO"
-    heartbeat_file: Optional[Path] = None
+    heartbeat_file: Path | None = None
     heartbeat_seconds: float = 15.0
     poll_timeout: float = 30.0
 
@@ -96,7 +97,9 @@ class BotSettings:
         if not self.token:
             problems.append(_NO_TOKEN)
         elif not _TOKEN_PATTERN.match(self.token):
-            problems.append("the bot token is malformed (expected '<digits>:<letters, digits, _ or ->' from @BotFather)")
+            problems.append(
+                "the bot token is malformed (expected '<digits>:<letters, digits, _ or ->' from @BotFather)"
+            )
         if not self.models_dir.is_dir():
             problems.append(f"BOT_MODELS_DIR={self.models_dir} is not a directory")
         for name, value, least in (
@@ -127,11 +130,11 @@ class BotSettings:
         """onnxruntime intra-op threads per job, so that all workers together use each CPU once."""
         return max(1, available_cpus() // self.workers)
 
-    def is_allowed(self, user_id: Optional[int]) -> bool:
+    def is_allowed(self, user_id: int | None) -> bool:
         return not self.allowed_users or (user_id is not None and user_id in self.allowed_users)
 
     @classmethod
-    def from_env(cls, environ: Optional[Mapping[str, str]] = None) -> "BotSettings":
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> BotSettings:
         """Read the ``BOT_*`` variables (``os.environ`` by default); raises :class:`SettingsError`."""
         env = os.environ if environ is None else environ
         problems: list[str] = []
@@ -151,7 +154,9 @@ class BotSettings:
         values = dict(
             token=token,
             models_dir=Path(env.get("BOT_MODELS_DIR", "").strip() or "models"),
-            allowed_users=get("BOT_ALLOWED_USERS", parse_user_ids, frozenset(), "a comma-separated list of numeric user ids"),
+            allowed_users=get(
+                "BOT_ALLOWED_USERS", parse_user_ids, frozenset(), "a comma-separated list of numeric user ids"
+            ),
             max_input_bytes=get("BOT_MAX_INPUT_BYTES", int, cls.max_input_bytes, "an integer"),
             max_pixels=get("BOT_MAX_PIXELS", int, cls.max_pixels, "an integer"),
             max_side=get("BOT_MAX_SIDE", int, cls.max_side, "an integer"),
@@ -212,7 +217,9 @@ REDACTED = "<redacted>"
 _KV_ATTR = "kv"  # LogRecord attribute holding the fields of log_event()
 
 
-def log_event(logger: logging.Logger, event: str, *, level: int = logging.INFO, exc_info: Any = None, **fields: Any) -> None:
+def log_event(
+    logger: logging.Logger, event: str, *, level: int = logging.INFO, exc_info: Any = None, **fields: Any
+) -> None:
     """Log one event with ``key=value`` fields (the message alone reads ``event`` for plain formatters)."""
     logger.log(level, event, exc_info=exc_info, extra={_KV_ATTR: fields})
 
@@ -256,7 +263,7 @@ class TokenRedactingFilter(logging.Filter):
 
 def _kv_value(value: Any) -> str:
     text = str(value)
-    if text == "" or any(c in text for c in " =\"\n\t"):
+    if text == "" or any(c in text for c in ' ="\n\t'):
         return json.dumps(text, ensure_ascii=False)
     return text
 
@@ -280,7 +287,7 @@ class KeyValueFormatter(logging.Formatter):
         return " ".join(parts)
 
 
-def configure_logging(level: str, *, secrets: Iterable[str], stream: Optional[TextIO] = None) -> logging.Handler:
+def configure_logging(level: str, *, secrets: Iterable[str], stream: TextIO | None = None) -> logging.Handler:
     """Send all logging to ``stream`` (stderr) as key=value lines with ``secrets`` redacted; returns the handler."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.addFilter(TokenRedactingFilter(secrets))

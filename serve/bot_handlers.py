@@ -16,9 +16,10 @@ import hashlib
 import io
 import logging
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
-from typing import Iterator, Optional, Protocol, Sequence, Union
+from typing import Protocol
 
 from PIL import Image
 from telegram import (
@@ -73,7 +74,7 @@ class StylizerLike(Protocol):
     name: str
     card: GeneratorCard
 
-    def stylize(self, image: Image.Image, *, max_side: Optional[int] = None) -> Image.Image: ...
+    def stylize(self, image: Image.Image, *, max_side: int | None = None) -> Image.Image: ...
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ class StyleCatalog:
             raise ValueError("style keys must be unique")
 
     @classmethod
-    def from_stylizers(cls, stylizers: Sequence[StylizerLike]) -> "StyleCatalog":
+    def from_stylizers(cls, stylizers: Sequence[StylizerLike]) -> StyleCatalog:
         """Title each style from its card; titles shared by several models get the model name added."""
         titles = [s.card.title for s in stylizers]
         styles = []
@@ -109,7 +110,7 @@ class StyleCatalog:
     def default(self) -> Style:
         return self._styles[0]
 
-    def get(self, key: Optional[str]) -> Optional[Style]:
+    def get(self, key: str | None) -> Style | None:
         return self._by_key.get(key) if key is not None else None
 
     def __iter__(self) -> Iterator[Style]:
@@ -137,7 +138,9 @@ class Rendered:
     output_size: tuple[int, int]
 
 
-def render(data: bytes, stylizer: StylizerLike, *, max_pixels: int, max_side: int, as_file: bool, stem: str) -> Rendered:
+def render(
+    data: bytes, stylizer: StylizerLike, *, max_pixels: int, max_side: int, as_file: bool, stem: str
+) -> Rendered:
     """Decode, stylize and encode one image (CPU-bound: runs on a worker thread)."""
     image = open_image(data, max_pixels=max_pixels)
     output = stylizer.stylize(image, max_side=max_side)
@@ -252,7 +255,11 @@ class StyleBot:
     def _style_keyboard(self, current: Style) -> InlineKeyboardMarkup:
         return InlineKeyboardMarkup(
             [
-                [InlineKeyboardButton(("✓ " if style == current else "") + style.title, callback_data=CALLBACK_PREFIX + style.key)]
+                [
+                    InlineKeyboardButton(
+                        ("✓ " if style == current else "") + style.title, callback_data=CALLBACK_PREFIX + style.key
+                    )
+                ]
                 for style in self.catalog
             ]
         )
@@ -268,7 +275,7 @@ class StyleBot:
     async def choose_style(self, update: Update, context: Context) -> None:
         query = update.callback_query
         assert query is not None and query.data is not None
-        style = self.catalog.get(query.data[len(CALLBACK_PREFIX):])
+        style = self.catalog.get(query.data[len(CALLBACK_PREFIX) :])
         if style is None:
             await query.answer("That style is no longer offered; send /styles again.", show_alert=True)
             return
@@ -296,8 +303,10 @@ class StyleBot:
         as_file = (not self._replies_as_file(context)) if arg == "" else arg == "file"
         context.chat_data[REPLY_AS_FILE_KEY] = as_file
         await message.reply_text(
-            "Photos will be answered with a lossless PNG file." if as_file
-            else "Photos will be answered with a photo (compressed by Telegram). Images sent as files still get a file back."
+            "Photos will be answered with a lossless PNG file."
+            if as_file
+            else "Photos will be answered with a photo (compressed by Telegram). "
+            "Images sent as files still get a file back."
         )
 
     async def unknown_command(self, update: Update, context: Context) -> None:
@@ -308,13 +317,21 @@ class StyleBot:
     async def text(self, update: Update, context: Context) -> None:
         message = update.effective_message
         assert message is not None
-        await message.reply_text("Send me a photo (or an image file) to stylize. /styles to pick a style, /help for more.")
+        await message.reply_text(
+            "Send me a photo (or an image file) to stylize. /styles to pick a style, /help for more."
+        )
 
     def unsupported(self, what: str):  # noqa: ANN201 - a handler callback
         async def reply(update: Update, context: Context) -> None:
             message = update.effective_message
             assert message is not None
-            log_event(logger, "rejected", reason="unsupported", kind=what, user=message.from_user.id if message.from_user else None)
+            log_event(
+                logger,
+                "rejected",
+                reason="unsupported",
+                kind=what,
+                user=message.from_user.id if message.from_user else None,
+            )
             await message.reply_text(
                 f"{what} can't be stylized. Send a photo or an image file.", reply_parameters=_reply_to(message)
             )
@@ -322,7 +339,7 @@ class StyleBot:
         return reply
 
     # ------------------------------------------------------------------ images
-    def _pick_photo(self, sizes: Sequence[PhotoSize]) -> Optional[PhotoSize]:
+    def _pick_photo(self, sizes: Sequence[PhotoSize]) -> PhotoSize | None:
         """The smallest size that still covers the output side (less to download and decode), else the largest."""
         fitting = [p for p in sizes if p.file_size is None or p.file_size <= self.settings.max_input_bytes]
         if not fitting:
@@ -345,12 +362,14 @@ class StyleBot:
         assert message is not None
         user_id = message.from_user.id if message.from_user else message.chat_id
         started = time.perf_counter()
-        source: Union[PhotoSize, Document, None]
+        source: PhotoSize | Document | None
         if message.photo:
             source = self._pick_photo(message.photo)
             stem, as_file = f"photo_{message.message_id}", self._replies_as_file(context)
             if source is None:
-                await self._refuse(message, "too_large", f"This photo is larger than {_megabytes(self.settings.max_input_bytes)}.")
+                await self._refuse(
+                    message, "too_large", f"This photo is larger than {_megabytes(self.settings.max_input_bytes)}."
+                )
                 return
         else:
             source = message.document
@@ -358,22 +377,26 @@ class StyleBot:
             stem, as_file = PurePath(source.file_name or f"image_{message.message_id}").stem, True
             if not self._is_image_document(source):
                 await self._refuse(
-                    message, "not_an_image",
+                    message,
+                    "not_an_image",
                     f"That file ({source.mime_type or 'unknown type'}) is not an image. Send a photo or an image file "
                     "(JPEG, PNG, WebP, ...).",
                 )
                 return
         if source.file_size is not None and source.file_size > self.settings.max_input_bytes:
             await self._refuse(
-                message, "too_large",
-                f"That file is {_megabytes(source.file_size)}; the limit is {_megabytes(self.settings.max_input_bytes)}. "
+                message,
+                "too_large",
+                f"That file is {_megabytes(source.file_size)}; "
+                f"the limit is {_megabytes(self.settings.max_input_bytes)}. "
                 "Send a smaller image or a photo.",
             )
             return
         wait = self.limiter.retry_after(user_id)
         if wait > 0:
             await self._refuse(
-                message, "rate_limited",
+                message,
+                "rate_limited",
                 f"Slow down a little: up to {self.settings.rate_limit} images per minute. Try again in {wait:.0f} s.",
             )
             return
@@ -381,27 +404,46 @@ class StyleBot:
         try:
             with self.pool.admit():
                 self.limiter.record(user_id)
-                await self._stylize(message, context, source, style, stem=f"{stem}-{style.key}", as_file=as_file,
-                                    started=started)
+                await self._stylize(
+                    message, context, source, style, stem=f"{stem}-{style.key}", as_file=as_file, started=started
+                )
         except QueueFullError:
             await self._refuse(message, "busy", "I'm busy with other images right now. Please try again in a moment.")
         except PoolClosedError:
             await self._refuse(message, "shutting_down", "I'm restarting. Please send the image again in a minute.")
 
-    async def _stylize(self, message: Message, context: Context, source: Union[PhotoSize, Document], style: Style,
-                       *, stem: str, as_file: bool, started: float) -> None:
+    async def _stylize(
+        self,
+        message: Message,
+        context: Context,
+        source: PhotoSize | Document,
+        style: Style,
+        *,
+        stem: str,
+        as_file: bool,
+        started: float,
+    ) -> None:
         with contextlib.suppress(TelegramError):  # only a courtesy
-            await context.bot.send_chat_action(message.chat_id, ChatAction.UPLOAD_DOCUMENT if as_file else ChatAction.UPLOAD_PHOTO)
+            await context.bot.send_chat_action(
+                message.chat_id, ChatAction.UPLOAD_DOCUMENT if as_file else ChatAction.UPLOAD_PHOTO
+            )
         file = await source.get_file()
         if file.file_size is not None and file.file_size > self.settings.max_input_bytes:
-            await self._refuse(message, "too_large", f"That file is larger than {_megabytes(self.settings.max_input_bytes)}.")
+            await self._refuse(
+                message, "too_large", f"That file is larger than {_megabytes(self.settings.max_input_bytes)}."
+            )
             return
         data = bytes(await file.download_as_bytearray())
         downloaded = time.perf_counter()
         try:
             done = await self.pool.run(
-                render, data, style.stylizer, max_pixels=self.settings.max_pixels, max_side=self.settings.max_side,
-                as_file=as_file, stem=stem,
+                render,
+                data,
+                style.stylizer,
+                max_pixels=self.settings.max_pixels,
+                max_side=self.settings.max_side,
+                as_file=as_file,
+                stem=stem,
             )
         except ImageInputError as exc:
             await self._refuse(message, "bad_image", f"I couldn't read that image: {exc}")
@@ -412,11 +454,20 @@ class StyleBot:
         sent_as = await self._send(message, rendered, caption)
         finished = time.perf_counter()
         log_event(
-            logger, "stylized", user=message.from_user.id if message.from_user else None, chat=message.chat_id,
-            style=style.key, bytes_in=len(data), size_in="x".join(map(str, rendered.input_size)),
-            size_out="x".join(map(str, rendered.output_size)), sent_as=sent_as, bytes_out=len(rendered.data),
-            download_ms=round((downloaded - started) * 1000), queue_ms=round(done.waited_s * 1000),
-            infer_ms=round(done.ran_s * 1000), send_ms=round((finished - computed) * 1000),
+            logger,
+            "stylized",
+            user=message.from_user.id if message.from_user else None,
+            chat=message.chat_id,
+            style=style.key,
+            bytes_in=len(data),
+            size_in="x".join(map(str, rendered.input_size)),
+            size_out="x".join(map(str, rendered.output_size)),
+            sent_as=sent_as,
+            bytes_out=len(rendered.data),
+            download_ms=round((downloaded - started) * 1000),
+            queue_ms=round(done.waited_s * 1000),
+            infer_ms=round(done.ran_s * 1000),
+            send_ms=round((finished - computed) * 1000),
             total_ms=round((finished - started) * 1000),
         )
 
@@ -424,31 +475,47 @@ class StyleBot:
         """Send as photo, or as a file when asked (or when Telegram refuses the photo, e.g. extreme aspect ratios)."""
         if not rendered.as_file:
             try:
-                await message.reply_photo(InputFile(rendered.data, filename=rendered.filename), caption=caption,
-                                          reply_parameters=_reply_to(message))
+                await message.reply_photo(
+                    InputFile(rendered.data, filename=rendered.filename),
+                    caption=caption,
+                    reply_parameters=_reply_to(message),
+                )
                 return "photo"
             except BadRequest as exc:
                 log_event(logger, "photo_refused", level=logging.WARNING, chat=message.chat_id, error=str(exc))
-        await message.reply_document(InputFile(rendered.data, filename=rendered.filename), caption=caption,
-                                     reply_parameters=_reply_to(message))
+        await message.reply_document(
+            InputFile(rendered.data, filename=rendered.filename), caption=caption, reply_parameters=_reply_to(message)
+        )
         return "document"
 
     async def _refuse(self, message: Message, reason: str, text: str) -> None:
-        log_event(logger, "rejected", reason=reason, user=message.from_user.id if message.from_user else None,
-                  chat=message.chat_id)
+        log_event(
+            logger,
+            "rejected",
+            reason=reason,
+            user=message.from_user.id if message.from_user else None,
+            chat=message.chat_id,
+        )
         await message.reply_text(text, reply_parameters=_reply_to(message))
 
     # ------------------------------------------------------------------ errors
     async def on_error(self, update: object, context: Context) -> None:
         """Log the failure and tell the user, so that no request goes unanswered even on a bug."""
-        log_event(logger, "handler_failed", level=logging.ERROR, exc_info=context.error,
-                  update_id=getattr(update, "update_id", None))
+        log_event(
+            logger,
+            "handler_failed",
+            level=logging.ERROR,
+            exc_info=context.error,
+            update_id=getattr(update, "update_id", None),
+        )
         if isinstance(update, Update):
             with contextlib.suppress(TelegramError):
                 if update.callback_query:
                     await update.callback_query.answer("Something went wrong; please try again.")
                 elif update.effective_message:
-                    await update.effective_message.reply_text("Sorry, something went wrong with that. Please try again.")
+                    await update.effective_message.reply_text(
+                        "Sorry, something went wrong with that. Please try again."
+                    )
 
 
 __all__ = [

@@ -7,16 +7,25 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Optional, Sequence
+from typing import TYPE_CHECKING
 
 import click
 from PIL import Image
 from tqdm import tqdm
 
 from serve.imageio import DEFAULT_MAX_PIXELS, ImageInputError, open_image, output_format, save_image
-from serve.video import DEFAULT_CRF, DEFAULT_PRESET, VIDEO_EXTENSIONS, X264_PRESETS, VideoInputError, output_name, stylize_video
+from serve.video import (
+    DEFAULT_CRF,
+    DEFAULT_PRESET,
+    VIDEO_EXTENSIONS,
+    X264_PRESETS,
+    VideoInputError,
+    output_name,
+    stylize_video,
+)
 
 if TYPE_CHECKING:
     from serve.stylizer import Stylizer
@@ -44,7 +53,7 @@ class Plan:
     ignored: int = 0  # files in folders that are neither images nor videos
 
 
-def _kind(path: Path, images: frozenset[str]) -> Optional[str]:
+def _kind(path: Path, images: frozenset[str]) -> str | None:
     suffix = path.suffix.lower()
     if suffix in VIDEO_EXTENSIONS:
         return "video"
@@ -114,8 +123,16 @@ def _stylize_image(stylizer: Stylizer, job: Job, max_pixels: int) -> None:
     save_image(stylizer.stylize(image), job.dst)
 
 
-def run_job(stylizer: Stylizer, job: Job, *, max_side: Optional[int], max_pixels: int, crf: int = DEFAULT_CRF,
-            preset: str = DEFAULT_PRESET, progress: bool = False) -> str:
+def run_job(
+    stylizer: Stylizer,
+    job: Job,
+    *,
+    max_side: int | None,
+    max_pixels: int,
+    crf: int = DEFAULT_CRF,
+    preset: str = DEFAULT_PRESET,
+    progress: bool = False,
+) -> str:
     """Stylize one input; returns what it was ("image" or "video"); raises on bad input."""
     if job.kind == "image":
         _stylize_image(stylizer, job, max_pixels)
@@ -147,26 +164,72 @@ def cli() -> None:
 @cli.command("stylize", context_settings=CONTEXT)
 @click.argument("model", type=click.Path(path_type=Path))
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--out", "-o", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Output folder (created). Folder inputs keep their relative paths inside it.")
-@click.option("--max-side", type=click.IntRange(min=0), default=None,
-              help="Longest output side. Images default to the model's recommended max side, videos keep "
-                   "their size; 0 keeps the size of images too.")
-@click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="onnxruntime threads (default: the CPUs available to this process).")
+@click.option(
+    "--out",
+    "-o",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Output folder (created). Folder inputs keep their relative paths inside it.",
+)
+@click.option(
+    "--max-side",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Longest output side. Images default to the model's recommended max side, videos keep "
+    "their size; 0 keeps the size of images too.",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="onnxruntime threads (default: the CPUs available to this process).",
+)
 @click.option("--overwrite", is_flag=True, help="Redo outputs that already exist (default: skip them).")
-@click.option("--format", "fmt", type=click.Choice(["keep", "jpg", "png"]), default="keep", show_default=True,
-              help="Image output format; videos are always H.264 (.mp4 unless the input is .mov/.mkv).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["keep", "jpg", "png"]),
+    default="keep",
+    show_default=True,
+    help="Image output format; videos are always H.264 (.mp4 unless the input is .mov/.mkv).",
+)
 @click.option("--recursive/--no-recursive", default=True, show_default=True, help="Descend into sub-folders.")
-@click.option("--crf", type=click.IntRange(0, 51), default=DEFAULT_CRF, show_default=True,
-              help="H.264 quality for videos (lower is better and larger).")
-@click.option("--preset", type=click.Choice(X264_PRESETS), default=DEFAULT_PRESET, show_default=True,
-              help="x264 speed preset for videos (faster presets give larger files).")
-@click.option("--max-pixels", type=click.IntRange(min=1), default=DEFAULT_MAX_PIXELS, show_default=True,
-              help="Refuse images with more pixels than this (decompression-bomb guard).")
+@click.option(
+    "--crf",
+    type=click.IntRange(0, 51),
+    default=DEFAULT_CRF,
+    show_default=True,
+    help="H.264 quality for videos (lower is better and larger).",
+)
+@click.option(
+    "--preset",
+    type=click.Choice(X264_PRESETS),
+    default=DEFAULT_PRESET,
+    show_default=True,
+    help="x264 speed preset for videos (faster presets give larger files).",
+)
+@click.option(
+    "--max-pixels",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_PIXELS,
+    show_default=True,
+    help="Refuse images with more pixels than this (decompression-bomb guard).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
-def stylize(model: Path, inputs: tuple[Path, ...], out: Path, max_side: Optional[int], threads: Optional[int],
-            overwrite: bool, fmt: str, recursive: bool, crf: int, preset: str, max_pixels: int, quiet: bool) -> None:
+def stylize(
+    model: Path,
+    inputs: tuple[Path, ...],
+    out: Path,
+    max_side: int | None,
+    threads: int | None,
+    overwrite: bool,
+    fmt: str,
+    recursive: bool,
+    crf: int,
+    preset: str,
+    max_pixels: int,
+    quiet: bool,
+) -> None:
     """Stylize images, folders and videos in INPUTS with the ONNX MODEL into --out.
 
     Bad files are reported and skipped; the exit code is 1 if any input failed.
@@ -190,8 +253,9 @@ def stylize(model: Path, inputs: tuple[Path, ...], out: Path, max_side: Optional
             skipped += 1
             continue
         try:
-            kind = run_job(stylizer, job, max_side=max_side, max_pixels=max_pixels, crf=crf, preset=preset,
-                           progress=not quiet)
+            kind = run_job(
+                stylizer, job, max_side=max_side, max_pixels=max_pixels, crf=crf, preset=preset, progress=not quiet
+            )
             done[kind] += 1
         except (ImageInputError, VideoInputError) as exc:
             failed.append(f"{job.src}: {exc}")
@@ -212,8 +276,11 @@ def stylize(model: Path, inputs: tuple[Path, ...], out: Path, max_side: Optional
 
 
 @cli.command("bot", context_settings=CONTEXT)
-@click.option("--healthcheck", is_flag=True,
-              help="Exit 0 if a running bot's heartbeat file is fresh, else 1 (for container HEALTHCHECKs).")
+@click.option(
+    "--healthcheck",
+    is_flag=True,
+    help="Exit 0 if a running bot's heartbeat file is fresh, else 1 (for container HEALTHCHECKs).",
+)
 def bot(healthcheck: bool) -> None:
     """Run the Telegram bot with every *.onnx model in BOT_MODELS_DIR.
 

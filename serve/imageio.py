@@ -11,12 +11,12 @@ from __future__ import annotations
 import io
 import os
 from pathlib import Path
-from typing import BinaryIO, Optional, Union
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-ImageSource = Union[bytes, bytearray, str, Path, BinaryIO]
+ImageSource = bytes | bytearray | str | Path | BinaryIO
 
 DEFAULT_MAX_PIXELS = 50_000_000
 JPEG_QUALITY = 92
@@ -27,11 +27,11 @@ class ImageInputError(ValueError):
     """The input is not a usable image (not an image, truncated, too many pixels); the message says why."""
 
 
-def open_image(src: ImageSource, *, max_pixels: Optional[int] = DEFAULT_MAX_PIXELS) -> Image.Image:
+def open_image(src: ImageSource, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
     """Decode ``src`` into an upright RGB image, refusing more than ``max_pixels`` pixels (None: no limit)."""
     where = f" ({src})" if isinstance(src, (str, Path)) else ""
     try:
-        fp: Union[str, Path, BinaryIO] = io.BytesIO(bytes(src)) if isinstance(src, (bytes, bytearray)) else src
+        fp: str | Path | BinaryIO = io.BytesIO(bytes(src)) if isinstance(src, (bytes, bytearray)) else src
         image = Image.open(fp)
     except FileNotFoundError:
         raise ImageInputError(f"no such file: {src}") from None
@@ -45,7 +45,7 @@ def open_image(src: ImageSource, *, max_pixels: Optional[int] = DEFAULT_MAX_PIXE
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageInputError(f"cannot read the image{where}: {exc}") from None
 
-    result: Optional[Image.Image] = None
+    result: Image.Image | None = None
     try:
         width, height = image.size
         if max_pixels is not None and width * height > max_pixels:
@@ -97,7 +97,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
         raise ImageInputError(f"cannot convert a {mode!r} image to RGB: {exc}") from None
 
 
-def fit_size(width: int, height: int, max_side: Optional[int]) -> tuple[int, int]:
+def fit_size(width: int, height: int, max_side: int | None) -> tuple[int, int]:
     """(width, height) scaled down so the longer side is at most ``max_side``, aspect kept; never upscaled."""
     if not max_side or max(width, height) <= max_side:
         return width, height
@@ -105,7 +105,7 @@ def fit_size(width: int, height: int, max_side: Optional[int]) -> tuple[int, int
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def output_format(path: Union[str, Path]) -> str:
+def output_format(path: str | Path) -> str:
     """Pillow format name for a file name's extension (``.jpg`` -> ``JPEG``); ValueError if unknown."""
     Image.init()
     suffix = Path(path).suffix.lower()
@@ -115,7 +115,7 @@ def output_format(path: Union[str, Path]) -> str:
     return fmt
 
 
-def save_image(image: Image.Image, path: Union[str, Path], *, quality: int = JPEG_QUALITY) -> Path:
+def save_image(image: Image.Image, path: str | Path, *, quality: int = JPEG_QUALITY) -> Path:
     """Write ``image`` atomically (temporary file, then rename) in the format its extension names."""
     path = Path(path)
     fmt = output_format(path)

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional
+from typing import Any
 
 METADATA_KEY = "cyclegan"
 FORMAT = "cyclegan-toolkit/generator@1"
@@ -51,9 +52,9 @@ class GeneratorCard:
     run_name: str = ""
     project_version: str = ""
     # Filled by export only.
-    max_side: Optional[int] = None  # recommended maximum image side for serving
-    precision: Optional[str] = None  # fp32 | fp16 | int8
-    opset: Optional[int] = None
+    max_side: int | None = None  # recommended maximum image side for serving
+    precision: str | None = None  # fp32 | fp16 | int8
+    opset: int | None = None
     format: str = FORMAT
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -69,7 +70,7 @@ class GeneratorCard:
         return json.dumps(data, sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "GeneratorCard":
+    def from_json(cls, text: str) -> GeneratorCard:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -96,7 +97,7 @@ class GeneratorCard:
         return {METADATA_KEY: self.to_json()}
 
     @classmethod
-    def from_props(cls, props: Mapping[str, str], where: str = "model") -> "GeneratorCard":
+    def from_props(cls, props: Mapping[str, str], where: str = "model") -> GeneratorCard:
         if METADATA_KEY not in props:
             raise MetadataError(
                 f"{where} has no '{METADATA_KEY}' metadata: it was not written by this toolkit's "

@@ -13,8 +13,8 @@ several threads (onnxruntime's ``run`` is thread-safe).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Optional, Sequence, Union
 
 import numpy as np
 import onnxruntime as ort
@@ -46,7 +46,7 @@ def available_cpus() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def session_options(threads: Optional[int] = None) -> ort.SessionOptions:
+def session_options(threads: int | None = None) -> ort.SessionOptions:
     """Thread settings for a small CPU: ``threads`` intra-op threads, one inter-op, full graph optimisation."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads if threads is not None else available_cpus()
@@ -86,11 +86,11 @@ class Stylizer:
 
     def __init__(
         self,
-        model_path: Union[str, Path],
+        model_path: str | Path,
         *,
-        threads: Optional[int] = None,
-        max_side: Optional[int] = None,
-        providers: Optional[Sequence[str]] = None,
+        threads: int | None = None,
+        max_side: int | None = None,
+        providers: Sequence[str] | None = None,
     ) -> None:
         self.path = Path(model_path)
         if not self.path.is_file():
@@ -100,7 +100,8 @@ class Stylizer:
             raise ValueError(f"threads must be >= 1, got {threads}")
         try:
             self.session = ort.InferenceSession(
-                str(self.path), sess_options=session_options(threads),
+                str(self.path),
+                sess_options=session_options(threads),
                 providers=list(providers) if providers else ["CPUExecutionProvider"],
             )
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf/... types
@@ -108,7 +109,8 @@ class Stylizer:
         self._dtype = self._check_signature()
         try:
             self.card: GeneratorCard = GeneratorCard.from_props(
-                self.session.get_modelmeta().custom_metadata_map, where=str(self.path))
+                self.session.get_modelmeta().custom_metadata_map, where=str(self.path)
+            )
         except MetadataError as exc:
             raise ModelMetadataError(str(exc)) from None
         except (TypeError, ValueError) as exc:
@@ -128,7 +130,8 @@ class Stylizer:
         if len(inputs) != 1 or inputs[0].name != INPUT_NAME or len(inputs[0].shape) != 4:
             raise ModelLoadError(
                 f"{self.path} is not a cyclegan generator: expected one 4-D input named {INPUT_NAME!r} "
-                f"(NCHW), found {names or 'none'}; export it with `cyclegan export`")
+                f"(NCHW), found {names or 'none'}; export it with `cyclegan export`"
+            )
         if not outputs or outputs[0].name != OUTPUT_NAME:
             found = ", ".join(o.name for o in outputs) or "none"
             raise ModelLoadError(f"{self.path}: expected an output named {OUTPUT_NAME!r}, found {found}")
@@ -165,7 +168,7 @@ class Stylizer:
         x = _pad_axis(_pad_axis(x, 2, ph), 3, pw)
         y = self.session.run([OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(x, dtype=self._dtype)})[0]
         top, left = ph // 2, pw // 2
-        y = np.array(y[:, :, top:top + h, left:left + w], dtype=np.float32)  # a fresh copy, modified in place
+        y = np.array(y[:, :, top : top + h, left : left + w], dtype=np.float32)  # a fresh copy, modified in place
         out_c = y.shape[1]
         y *= self._out_scale[:, :out_c]  # (y * std + mean) * 255
         y += self._out_offset[:, :out_c]
@@ -181,7 +184,7 @@ class Stylizer:
 
     # -- PIL images -----------------------------------------------------------------------------------
 
-    def prepare(self, image: Image.Image, *, max_side: Optional[int] = None) -> Image.Image:
+    def prepare(self, image: Image.Image, *, max_side: int | None = None) -> Image.Image:
         """The model-mode image at its output size (converted and resized, not yet stylized)."""
         image = to_rgb(image)
         if self.card.input_nc == 1:
@@ -192,21 +195,22 @@ class Stylizer:
             image = image.resize(size, Image.Resampling.LANCZOS)
         return image
 
-    def stylize(self, image: Image.Image, *, max_side: Optional[int] = None) -> Image.Image:
+    def stylize(self, image: Image.Image, *, max_side: int | None = None) -> Image.Image:
         """Stylize one image; ``max_side`` overrides the default longest side (0 keeps the size)."""
         return self.stylize_batch([image], max_side=max_side)[0]
 
-    def stylize_batch(self, images: Iterable[Image.Image], *, max_side: Optional[int] = None,
-                      batch_size: int = 4) -> list[Image.Image]:
+    def stylize_batch(
+        self, images: Iterable[Image.Image], *, max_side: int | None = None, batch_size: int = 4
+    ) -> list[Image.Image]:
         """Stylize several images, running same-size images together in batches of ``batch_size``."""
         prepared = [self.prepare(image, max_side=max_side) for image in images]
-        results: list[Optional[Image.Image]] = [None] * len(prepared)
+        results: list[Image.Image | None] = [None] * len(prepared)
         by_size: dict[tuple[int, int], list[int]] = {}
         for index, image in enumerate(prepared):
             by_size.setdefault(image.size, []).append(index)
         for indices in by_size.values():
             for start in range(0, len(indices), max(1, batch_size)):
-                chunk = indices[start:start + max(1, batch_size)]
+                chunk = indices[start : start + max(1, batch_size)]
                 arrays = [np.asarray(prepared[i]) for i in chunk]
                 batch = np.stack([a if a.ndim == 3 else a[:, :, None] for a in arrays])
                 for i, out in zip(chunk, self.run_array(batch)):

@@ -18,7 +18,7 @@ import os
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional, Union
+from typing import TYPE_CHECKING
 
 import av
 import numpy as np
@@ -29,10 +29,25 @@ from serve.imageio import fit_size
 if TYPE_CHECKING:  # onnxruntime stays unloaded until a model is (keeps `bot --healthcheck` light)
     from serve.stylizer import Stylizer
 
-VIDEO_EXTENSIONS = frozenset({
-    ".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts",
-    ".flv", ".wmv", ".3gp", ".ogv",
-})
+VIDEO_EXTENSIONS = frozenset(
+    {
+        ".mp4",
+        ".m4v",
+        ".mov",
+        ".mkv",
+        ".webm",
+        ".avi",
+        ".mpg",
+        ".mpeg",
+        ".ts",
+        ".mts",
+        ".m2ts",
+        ".flv",
+        ".wmv",
+        ".3gp",
+        ".ogv",
+    }
+)
 # Output containers that hold H.264; any other input extension is written as .mp4.
 OUTPUT_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
 DEFAULT_CRF = 18
@@ -54,7 +69,7 @@ class VideoResult:
     audio: str  # "copied", "transcoded to aac" or "none"
 
 
-def output_name(path: Union[str, Path]) -> str:
+def output_name(path: str | Path) -> str:
     """The output file name for an input video: same name, ``.mp4`` unless the container holds H.264."""
     path = Path(path)
     return path.name if path.suffix.lower() in OUTPUT_FORMATS else path.stem + ".mp4"
@@ -87,10 +102,10 @@ def _can_copy(stream: av.audio.stream.AudioStream, container_format: str) -> boo
 
 def stylize_video(
     stylizer: Stylizer,
-    src: Union[str, Path],
-    dst: Union[str, Path],
+    src: str | Path,
+    dst: str | Path,
     *,
-    max_side: Optional[int] = None,
+    max_side: int | None = None,
     crf: int = DEFAULT_CRF,
     preset: str = DEFAULT_PRESET,
     batch_size: int = 4,
@@ -115,9 +130,19 @@ def stylize_video(
     dst.parent.mkdir(parents=True, exist_ok=True)
     try:
         with source:
-            result = _transcode(stylizer, source, src, partial, container_format, rotation=rotation,
-                                max_side=max_side, crf=crf, preset=preset, batch_size=batch_size,
-                                progress=progress)
+            result = _transcode(
+                stylizer,
+                source,
+                src,
+                partial,
+                container_format,
+                rotation=rotation,
+                max_side=max_side,
+                crf=crf,
+                preset=preset,
+                batch_size=batch_size,
+                progress=progress,
+            )
         os.replace(partial, dst)
     except av.error.FFmpegError as exc:
         raise VideoInputError(f"{src}: video processing failed: {exc}") from None
@@ -126,9 +151,20 @@ def stylize_video(
     return VideoResult(dst, *result)
 
 
-def _transcode(stylizer: Stylizer, source: av.container.InputContainer, src: Path, partial: Path,
-               container_format: str, *, rotation: int, max_side: Optional[int], crf: int, preset: str,
-               batch_size: int, progress: bool) -> tuple[int, Fraction, tuple[int, int], str]:
+def _transcode(
+    stylizer: Stylizer,
+    source: av.container.InputContainer,
+    src: Path,
+    partial: Path,
+    container_format: str,
+    *,
+    rotation: int,
+    max_side: int | None,
+    crf: int,
+    preset: str,
+    batch_size: int,
+    progress: bool,
+) -> tuple[int, Fraction, tuple[int, int], str]:
     vin = source.streams.video[0]
     vin.thread_type = "AUTO"
     ain = source.streams.audio[0] if source.streams.audio else None

@@ -29,9 +29,10 @@ import json
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Iterable, Optional
+from typing import Any
 
 BOT_ID = 4242
 BOT_USERNAME = "fake_style_bot"
@@ -68,7 +69,7 @@ class ApiCall:
         return self.status == 200
 
     @property
-    def chat_id(self) -> Optional[int]:
+    def chat_id(self) -> int | None:
         value = self.params.get("chat_id")
         return int(value) if value is not None and value.lstrip("-").isdigit() else None
 
@@ -80,7 +81,7 @@ class ApiCall:
         """The file sent as parameter ``name`` (directly or via ``attach://``)."""
         value = self.params.get(name, "")
         if value.startswith("attach://"):
-            return self.files[value[len("attach://"):]]
+            return self.files[value[len("attach://") :]]
         return self.files[name]
 
 
@@ -160,11 +161,11 @@ class FakeBotApi:
         self._cond = threading.Condition()
         self._state = _State()
         self._ids = itertools.count(1)
-        self._server: Optional[ThreadingHTTPServer] = None
-        self._thread: Optional[threading.Thread] = None
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ lifecycle
-    def start(self) -> "FakeBotApi":
+    def start(self) -> FakeBotApi:
         handler = type("_BoundHandler", (_Handler,), {"api": self})
         self._server = ThreadingHTTPServer((self._host, 0), handler)
         self._server.daemon_threads = True
@@ -183,7 +184,7 @@ class FakeBotApi:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    def __enter__(self) -> "FakeBotApi":
+    def __enter__(self) -> FakeBotApi:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -228,7 +229,9 @@ class FakeBotApi:
             self._cond.notify_all()
             return ids
 
-    def fail_next(self, method: str, *, code: int = 400, description: str = "Bad Request: injected", times: int = 1) -> None:
+    def fail_next(
+        self, method: str, *, code: int = 400, description: str = "Bad Request: injected", times: int = 1
+    ) -> None:
         """Make the next ``times`` calls of ``method`` fail with this Bot API error."""
         with self._cond:
             self._state.failures.append(_Failure(method, code, description, times))
@@ -252,7 +255,7 @@ class FakeBotApi:
             content["entities"] = [{"type": "bot_command", "offset": 0, "length": len(command)}]
         return self.custom_message(user_id, **content)
 
-    def photo_message(self, user_id: int, image_bytes: bytes, *, caption: Optional[str] = None) -> Json:
+    def photo_message(self, user_id: int, image_bytes: bytes, *, caption: str | None = None) -> Json:
         """A compressed photo, stored in Telegram's sizes (see :func:`telegram_photo_sizes`)."""
         sizes = []
         for data, width, height in telegram_photo_sizes(image_bytes):
@@ -262,7 +265,9 @@ class FakeBotApi:
             content["caption"] = caption
         return self.custom_message(user_id, **content)
 
-    def photo_message_from_sizes(self, user_id: int, sizes: Iterable[tuple[bytes, int, int]], *, file_size: Optional[int] = None) -> Json:
+    def photo_message_from_sizes(
+        self, user_id: int, sizes: Iterable[tuple[bytes, int, int]], *, file_size: int | None = None
+    ) -> Json:
         """A photo with explicit sizes; ``file_size`` overrides what the message claims (oversize tests)."""
         entries = []
         for data, width, height in sizes:
@@ -273,7 +278,7 @@ class FakeBotApi:
         return self.custom_message(user_id, photo=entries)
 
     def document_message(
-        self, user_id: int, data: bytes, *, file_name: str, mime_type: Optional[str], file_size: Optional[int] = None
+        self, user_id: int, data: bytes, *, file_name: str, mime_type: str | None, file_size: int | None = None
     ) -> Json:
         suffix = "." + file_name.rsplit(".", 1)[-1] if "." in file_name else ".bin"
         document = {**self.add_file(data, suffix=suffix), "file_name": file_name}
@@ -286,19 +291,32 @@ class FakeBotApi:
     def sticker_message(self, user_id: int) -> Json:
         sticker = {
             **self.add_file(b"RIFF0000WEBPVP8 ", suffix=".webp", kind="stickers"),
-            "type": "regular", "width": 512, "height": 512, "is_animated": False, "is_video": False, "emoji": "🙂",
+            "type": "regular",
+            "width": 512,
+            "height": 512,
+            "is_animated": False,
+            "is_video": False,
+            "emoji": "🙂",
         }
         return self.custom_message(user_id, sticker=sticker)
 
     def animation_message(self, user_id: int) -> Json:
         """A GIF: the Bot API sets both ``animation`` and ``document`` on such messages."""
-        gif = {**self.add_file(b"GIF89a" + bytes(32), suffix=".mp4", kind="animations"),
-               "file_name": "funny.gif.mp4", "mime_type": "video/mp4"}
+        gif = {
+            **self.add_file(b"GIF89a" + bytes(32), suffix=".mp4", kind="animations"),
+            "file_name": "funny.gif.mp4",
+            "mime_type": "video/mp4",
+        }
         return self.custom_message(user_id, animation={**gif, "width": 320, "height": 240, "duration": 2}, document=gif)
 
     def video_message(self, user_id: int) -> Json:
-        video = {**self.add_file(bytes(64), suffix=".mp4", kind="videos"), "width": 640, "height": 360,
-                 "duration": 3, "mime_type": "video/mp4"}
+        video = {
+            **self.add_file(bytes(64), suffix=".mp4", kind="videos"),
+            "width": 640,
+            "height": 360,
+            "duration": 3,
+            "mime_type": "video/mp4",
+        }
         return self.custom_message(user_id, video=video)
 
     def callback_query(self, user_id: int, message: Json, data: str) -> Json:
@@ -306,8 +324,15 @@ class FakeBotApi:
         query_id = f"CQ{next(self._ids)}"
         with self._cond:
             self._state.open_callbacks.add(query_id)
-        return {"callback_query": {"id": query_id, "from": _user(user_id), "message": message,
-                                   "chat_instance": f"ci{user_id}", "data": data}}
+        return {
+            "callback_query": {
+                "id": query_id,
+                "from": _user(user_id),
+                "message": message,
+                "chat_instance": f"ci{user_id}",
+                "data": data,
+            }
+        }
 
     # ------------------------------------------------------------------ test side: inspect
     @property
@@ -315,7 +340,7 @@ class FakeBotApi:
         with self._cond:
             return list(self._state.calls)
 
-    def calls_of(self, *methods: str, chat_id: Optional[int] = None) -> list[ApiCall]:
+    def calls_of(self, *methods: str, chat_id: int | None = None) -> list[ApiCall]:
         return [c for c in self.calls if c.method in methods and (chat_id is None or c.chat_id == chat_id)]
 
     def replies(self, chat_id: int) -> list[ApiCall]:
@@ -338,8 +363,11 @@ class FakeBotApi:
             while not predicate(list(self._state.calls)):
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    seen = [(c.method, c.params.get("chat_id"), c.params.get("text", "")[:60]) for c in self._state.calls
-                            if c.method != "getUpdates"]
+                    seen = [
+                        (c.method, c.params.get("chat_id"), c.params.get("text", "")[:60])
+                        for c in self._state.calls
+                        if c.method != "getUpdates"
+                    ]
                     raise TimeoutError(f"condition not met within {timeout:.0f}s; calls seen: {seen}")
                 self._cond.wait(min(left, 0.5))
             return list(self._state.calls)
@@ -363,7 +391,7 @@ class FakeBotApi:
             self._state.calls.append(call)
             self._cond.notify_all()
 
-    def _take_failure(self, method: str) -> Optional[_Failure]:
+    def _take_failure(self, method: str) -> _Failure | None:
         with self._cond:
             for failure in self._state.failures:
                 if failure.method == method and failure.remaining > 0:
@@ -381,8 +409,15 @@ class FakeBotApi:
         return handler(params, files)
 
     def _api_getMe(self, params: dict[str, str], files: dict[str, UploadedFile]) -> Json:
-        return {"id": BOT_ID, "is_bot": True, "first_name": "Fake Style Bot", "username": BOT_USERNAME,
-                "can_join_groups": True, "can_read_all_group_messages": False, "supports_inline_queries": False}
+        return {
+            "id": BOT_ID,
+            "is_bot": True,
+            "first_name": "Fake Style Bot",
+            "username": BOT_USERNAME,
+            "can_join_groups": True,
+            "can_read_all_group_messages": False,
+            "supports_inline_queries": False,
+        }
 
     def _api_deleteWebhook(self, params: dict[str, str], files: dict[str, UploadedFile]) -> bool:
         if params.get("drop_pending_updates") == "true":
@@ -428,8 +463,12 @@ class FakeBotApi:
             raise BotApiError(400, "Bad Request: invalid file_id")
         if len(stored.data) > MAX_DOWNLOAD_BYTES:
             raise BotApiError(400, "Bad Request: file is too big")
-        return {"file_id": stored.file_id, "file_unique_id": stored.file_unique_id,
-                "file_size": len(stored.data), "file_path": stored.file_path}
+        return {
+            "file_id": stored.file_id,
+            "file_unique_id": stored.file_unique_id,
+            "file_size": len(stored.data),
+            "file_path": stored.file_path,
+        }
 
     def _chat_id(self, params: dict[str, str]) -> int:
         value = params.get("chat_id", "")
@@ -470,7 +509,7 @@ class FakeBotApi:
 
     def _uploaded(self, name: str, params: dict[str, str], files: dict[str, UploadedFile]) -> tuple[UploadedFile, Json]:
         value = params.get(name, "")
-        key = value[len("attach://"):] if value.startswith("attach://") else name
+        key = value[len("attach://") :] if value.startswith("attach://") else name
         upload = files.get(key)
         if upload is None:
             raise BotApiError(400, f"Bad Request: there is no {name} in the request")
@@ -491,7 +530,9 @@ class FakeBotApi:
             raise BotApiError(400, "Bad Request: IMAGE_PROCESS_FAILED") from None
         if width + height > 10000 or max(width, height) > 20 * min(width, height):
             raise BotApiError(400, "Bad Request: PHOTO_INVALID_DIMENSIONS")
-        return self._store_message(chat_id, photo=[{**stored, "width": width, "height": height}], **self._markup(params))
+        return self._store_message(
+            chat_id, photo=[{**stored, "width": width, "height": height}], **self._markup(params)
+        )
 
     def _api_sendDocument(self, params: dict[str, str], files: dict[str, UploadedFile]) -> Json:
         chat_id = self._chat_id(params)
@@ -507,7 +548,9 @@ class FakeBotApi:
         with self._cond:
             query_id = params.get("callback_query_id", "")
             if query_id not in self._state.open_callbacks:
-                raise BotApiError(400, "Bad Request: query is too old and response timeout expired or query ID is invalid")
+                raise BotApiError(
+                    400, "Bad Request: query is too old and response timeout expired or query ID is invalid"
+                )
             self._state.open_callbacks.discard(query_id)
         return True
 
@@ -521,13 +564,16 @@ class FakeBotApi:
             if message is None:
                 raise BotApiError(400, "Bad Request: message to edit not found")
             if message.get("text") == text and message.get("reply_markup") == markup.get("reply_markup"):
-                raise BotApiError(400, "Bad Request: message is not modified: specified new message content and "
-                                       "reply markup are exactly the same as a current content and reply markup of the message")
+                raise BotApiError(
+                    400,
+                    "Bad Request: message is not modified: specified new message content and "
+                    "reply markup are exactly the same as a current content and reply markup of the message",
+                )
             message.pop("reply_markup", None)
             message.update(text=text, edit_date=int(time.time()), **markup)
             return dict(message)
 
-    def file_bytes(self, file_path: str) -> Optional[bytes]:
+    def file_bytes(self, file_path: str) -> bytes | None:
         with self._cond:
             stored = self._state.files_by_path.get(file_path)
             return stored.data if stored else None
@@ -572,10 +618,10 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True  # the client gave up (e.g. a long poll cancelled on shutdown)
 
-    def _token_and_rest(self, prefix: str) -> Optional[str]:
+    def _token_and_rest(self, prefix: str) -> str | None:
         path = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path)  # PTB percent-encodes file URLs
         head = f"{prefix}{self.api.token}/"
-        return path[len(head):] if path.startswith(head) else None
+        return path[len(head) :] if path.startswith(head) else None
 
     def do_GET(self) -> None:  # noqa: N802 - http.server naming
         rest = self._token_and_rest("/file/bot")

@@ -108,9 +108,7 @@ def write_h264(
 
         for index, array in enumerate(video_frames()):
             if array.shape != stored.shape or array.dtype != np.uint8:
-                raise ValueError(
-                    f"frame {index} is {array.dtype} {array.shape}, expected uint8 {stored.shape}"
-                )
+                raise ValueError(f"frame {index} is {array.dtype} {array.shape}, expected uint8 {stored.shape}")
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format="rgb24")
             if hd:
                 frame = frame.reformat(format=stream.pix_fmt, dst_colorspace="ITU709")

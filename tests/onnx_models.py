@@ -17,7 +17,7 @@ Two kinds:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Optional, Union
+from typing import Literal
 
 import numpy as np
 import onnx
@@ -52,7 +52,7 @@ def make_card(
     source_domain: str = "photo",
     target_domain: str = "cartoon",
     size_multiple: int = 4,
-    max_side: Optional[int] = None,
+    max_side: int | None = None,
     generator: str = "resnet_9blocks",
     precision: str = "fp32",
 ) -> GeneratorCard:
@@ -71,17 +71,17 @@ def make_card(
 
 
 def make_test_model(
-    path: Union[str, Path],
+    path: str | Path,
     *,
     kind: Kind = "permute",
     direction: str = "A2B",
     source_domain: str = "photo",
     target_domain: str = "cartoon",
     size_multiple: int = 4,
-    max_side: Optional[int] = None,
+    max_side: int | None = None,
     generator: str = "resnet_9blocks",
     seed: int = 0,
-    card: Optional[GeneratorCard] = None,
+    card: GeneratorCard | None = None,
     with_metadata: bool = True,
     input_name: str = "input",
     output_name: str = "output",
@@ -94,8 +94,14 @@ def make_test_model(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if card is None:
-        card = make_card(direction=direction, source_domain=source_domain, target_domain=target_domain,
-                         size_multiple=size_multiple, max_side=max_side, generator=generator)
+        card = make_card(
+            direction=direction,
+            source_domain=source_domain,
+            target_domain=target_domain,
+            size_multiple=size_multiple,
+            max_side=max_side,
+            generator=generator,
+        )
     m = card.size_multiple
 
     nodes = [
@@ -141,7 +147,7 @@ def numpy_forward(x: np.ndarray, *, kind: Kind = "permute", seed: int = 0) -> np
     out = np.zeros((n, weight.shape[0], h, w), dtype=np.float64)
     for dy in range(3):
         for dx in range(3):
-            patch = padded[:, :, dy:dy + h, dx:dx + w]
+            patch = padded[:, :, dy : dy + h, dx : dx + w]
             out += np.einsum("oc,nchw->nohw", weight[:, :, dy, dx], patch)
     out += bias[None, :, None, None]
     return np.tanh(out).astype(np.float32)

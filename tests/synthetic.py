@@ -48,7 +48,11 @@ def write_png(path: Path, image: np.ndarray) -> Path:
 
 
 def make_permuted_dataset(
-    root: Path, n_train: int = 8, n_test: int = 4, size: int = 32, seed: int = 0,
+    root: Path,
+    n_train: int = 8,
+    n_test: int = 4,
+    size: int = 32,
+    seed: int = 0,
     perm: tuple[int, int, int] = PERM,
 ) -> Path:
     """trainA/trainB/testA/testB under ``root``; B images are permuted scenes independent of A's."""

@@ -12,10 +12,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pytest
@@ -75,8 +75,17 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def settings_for(api: FakeBotApi, models_dir: Path, **overrides: object) -> BotSettings:
-    base = BotSettings(token=TOKEN, models_dir=models_dir, api_base_url=api.base_url, api_file_url=api.base_file_url,
-                       poll_timeout=1, workers=2, queue_size=4, rate_limit=0, max_side=256)
+    base = BotSettings(
+        token=TOKEN,
+        models_dir=models_dir,
+        api_base_url=api.base_url,
+        api_file_url=api.base_file_url,
+        poll_timeout=1,
+        workers=2,
+        queue_size=4,
+        rate_limit=0,
+        max_side=256,
+    )
     return replace(base, **overrides)  # type: ignore[arg-type]
 
 
@@ -179,8 +188,10 @@ def test_style_choice_by_inline_keyboard_is_kept_per_chat(models: Path) -> None:
             assert marks[1].startswith("✓ ") and not marks[0].startswith("✓ ")
 
             # Chat 7 now gets the second style, chat 8 still the default.
-            api.push_updates(api.document_message(7, png, file_name="x.png", mime_type="image/png"),
-                             api.document_message(8, png, file_name="x.png", mime_type="image/png"))
+            api.push_updates(
+                api.document_message(7, png, file_name="x.png", mime_type="image/png"),
+                api.document_message(8, png, file_name="x.png", mime_type="image/png"),
+            )
             got7 = decode(api.wait_for_replies(7, 2)[1].upload("document").data)
             got8 = decode(only_reply(api, 8).upload("document").data)
             want_b = expected(models / "b_sketch.onnx", png, settings)
@@ -211,15 +222,23 @@ def test_every_bad_input_gets_an_explanation(models: Path) -> None:
             21: (api.sticker_message(21), "stickers can't be stylized"),
             22: (api.animation_message(22), "animations (gifs) can't be stylized"),
             23: (api.video_message(23), "videos can't be stylized"),
-            24: (api.document_message(24, b"%PDF-1.4 not an image", file_name="cv.pdf", mime_type="application/pdf"),
-                 "not an image"),
-            25: (api.document_message(25, b"\x89PNG\r\n\x1a\n garbage", file_name="broken.png", mime_type="image/png"),
-                 "couldn't read"),
-            26: (api.document_message(26, jpeg[: len(jpeg) // 2], file_name="cut.jpg", mime_type="image/jpeg"),
-                 "couldn't read"),
+            24: (
+                api.document_message(24, b"%PDF-1.4 not an image", file_name="cv.pdf", mime_type="application/pdf"),
+                "not an image",
+            ),
+            25: (
+                api.document_message(25, b"\x89PNG\r\n\x1a\n garbage", file_name="broken.png", mime_type="image/png"),
+                "couldn't read",
+            ),
+            26: (
+                api.document_message(26, jpeg[: len(jpeg) // 2], file_name="cut.jpg", mime_type="image/jpeg"),
+                "couldn't read",
+            ),
             27: (api.document_message(27, _bomb_png(), file_name="bomb.png", mime_type="image/png"), "couldn't read"),
-            28: (api.document_message(28, png, file_name="huge.png", mime_type="image/png", file_size=5_000_000),
-                 "the limit is"),
+            28: (
+                api.document_message(28, png, file_name="huge.png", mime_type="image/png", file_size=5_000_000),
+                "the limit is",
+            ),
             29: (api.text_message(29, "/frobnicate"), "don't know that command"),
             30: (api.custom_message(30, location={"latitude": 1.0, "longitude": 2.0}), "can't be stylized"),
         }
@@ -242,7 +261,9 @@ def test_allowlist_and_rate_limit(models: Path) -> None:
         settings = settings_for(api, models, allowed_users=frozenset({40}), rate_limit=2)
         png = noise_image(32, 32, seed=8)
         with running_bot(settings):
-            api.push_updates(api.text_message(41, "/start"), api.document_message(41, png, file_name="a.png", mime_type="image/png"))
+            api.push_updates(
+                api.text_message(41, "/start"), api.document_message(41, png, file_name="a.png", mime_type="image/png")
+            )
             replies = api.wait_for_replies(41, 2)
             assert all(r.method == "sendMessage" and "private" in r.params["text"] for r in replies)
             for _ in range(3):  # one after the other, so that the order is known
@@ -263,8 +284,9 @@ def test_twenty_users_at_once_are_all_answered(models: Path) -> None:
         images = {user: noise_image(160, 120, seed=user) for user in users}
         with running_bot(settings) as application:
             started = time.monotonic()
-            api.push_updates(*(api.document_message(u, images[u], file_name=f"{u}.png", mime_type="image/png")
-                               for u in users))
+            api.push_updates(
+                *(api.document_message(u, images[u], file_name=f"{u}.png", mime_type="image/png") for u in users)
+            )
             outcome = {}
             for user in users:
                 reply = only_reply(api, user, timeout=60)
@@ -293,8 +315,12 @@ def test_stop_answers_every_admitted_request(models: Path) -> None:
         users = [70, 71, 72, 73]
         with running_bot(settings) as application:
             pool = style_bot_of(application).pool
-            api.push_updates(*(api.document_message(u, noise_image(1024, 768, seed=u), file_name="big.png",
-                                                    mime_type="image/png") for u in users))
+            api.push_updates(
+                *(
+                    api.document_message(u, noise_image(1024, 768, seed=u), file_name="big.png", mime_type="image/png")
+                    for u in users
+                )
+            )
             api.wait_for(lambda calls: len([c for c in calls if c.method == "GET file"]) == len(users))
         # running_bot has stopped the application: every admitted request must have its answer by now.
         outcome = {}
@@ -318,7 +344,9 @@ def test_logs_are_structured_and_never_show_the_token(models: Path) -> None:
                 api.fail_next("sendMessage", code=400, description=f"Bad Request: echoing {TOKEN}")  # an error with it
                 api.push_updates(api.text_message(50, "/help"))
                 api.wait_for(lambda calls: any(c.method == "sendMessage" for c in calls))
-                api.push_updates(api.document_message(51, noise_image(40, 40), file_name="a.png", mime_type="image/png"))
+                api.push_updates(
+                    api.document_message(51, noise_image(40, 40), file_name="a.png", mime_type="image/png")
+                )
                 only_reply(api, 51)
     finally:
         root.removeHandler(handler)
@@ -333,8 +361,14 @@ def test_logs_are_structured_and_never_show_the_token(models: Path) -> None:
 
 
 def _bot_process(env: dict[str, str], *, command: tuple[str, ...] = ("-m", "serve.bot")) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, *command], env={**os.environ, **env}, cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, *command],
+        env={**os.environ, **env},
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def test_process_refuses_to_start_with_a_broken_model(tmp_path: Path) -> None:
@@ -360,18 +394,30 @@ def test_process_refuses_to_start_with_a_broken_model(tmp_path: Path) -> None:
 def test_process_serves_and_stops_gracefully_on_sigterm(models: Path, tmp_path: Path) -> None:
     heartbeat = tmp_path / "heartbeat"
     with FakeBotApi(TOKEN) as api:
-        process = _bot_process({
-            "BOT_TOKEN": TOKEN, "BOT_MODELS_DIR": str(models), "BOT_API_BASE_URL": api.base_url,
-            "BOT_API_FILE_URL": api.base_file_url, "BOT_POLL_TIMEOUT": "1", "BOT_LOG_LEVEL": "DEBUG",
-            "BOT_HEARTBEAT_FILE": str(heartbeat), "BOT_HEARTBEAT_SECONDS": "1",
-        })
+        process = _bot_process(
+            {
+                "BOT_TOKEN": TOKEN,
+                "BOT_MODELS_DIR": str(models),
+                "BOT_API_BASE_URL": api.base_url,
+                "BOT_API_FILE_URL": api.base_file_url,
+                "BOT_POLL_TIMEOUT": "1",
+                "BOT_LOG_LEVEL": "DEBUG",
+                "BOT_HEARTBEAT_FILE": str(heartbeat),
+                "BOT_HEARTBEAT_SECONDS": "1",
+            }
+        )
         try:
             api.wait_for(lambda calls: any(c.method == "getUpdates" for c in calls), timeout=60)
             api.push_updates(api.document_message(60, noise_image(48, 32), file_name="p.png", mime_type="image/png"))
             assert only_reply(api, 60).method == "sendDocument"
-            health = subprocess.run([sys.executable, "-m", "serve.bot", "--healthcheck"], cwd=ROOT, text=True,
-                                    capture_output=True, env={**os.environ, "BOT_HEARTBEAT_FILE": str(heartbeat),
-                                                              "BOT_HEARTBEAT_SECONDS": "1"}, timeout=30)
+            health = subprocess.run(
+                [sys.executable, "-m", "serve.bot", "--healthcheck"],
+                cwd=ROOT,
+                text=True,
+                capture_output=True,
+                env={**os.environ, "BOT_HEARTBEAT_FILE": str(heartbeat), "BOT_HEARTBEAT_SECONDS": "1"},
+                timeout=30,
+            )
             assert health.returncode == 0, health.stdout
             process.send_signal(signal.SIGTERM)
             out, err = process.communicate(timeout=30)

@@ -27,8 +27,16 @@ def env(tmp_path: Path, **overrides: str) -> dict[str, str]:
 
 
 def test_defaults_and_parsing(tmp_path: Path) -> None:
-    settings = BotSettings.from_env(env(tmp_path, BOT_ALLOWED_USERS="11, 22 33", BOT_WORKERS="1", BOT_QUEUE_SIZE="3",
-                                        BOT_LOG_LEVEL="debug", BOT_HEARTBEAT_FILE=str(tmp_path / "hb")))
+    settings = BotSettings.from_env(
+        env(
+            tmp_path,
+            BOT_ALLOWED_USERS="11, 22 33",
+            BOT_WORKERS="1",
+            BOT_QUEUE_SIZE="3",
+            BOT_LOG_LEVEL="debug",
+            BOT_HEARTBEAT_FILE=str(tmp_path / "hb"),
+        )
+    )
     assert settings.allowed_users == {11, 22, 33}
     assert (settings.workers, settings.queue_size, settings.log_level) == (1, 3, "DEBUG")
     assert settings.heartbeat_file == tmp_path / "hb"
@@ -47,14 +55,30 @@ def test_token_from_file(tmp_path: Path) -> None:
 
 
 def test_every_problem_is_listed_and_the_token_never_shown(tmp_path: Path) -> None:
-    bad = env(tmp_path, BOT_TOKEN="12345:has spaces " + TOKEN, BOT_MODELS_DIR=str(tmp_path / "missing"),
-              BOT_WORKERS="two", BOT_MAX_SIDE="8", BOT_ALLOWED_USERS="1,alice", BOT_API_BASE_URL="ftp://x",
-              BOT_LOG_LEVEL="LOUD", BOT_QUEUE_SIZE="0")
+    bad = env(
+        tmp_path,
+        BOT_TOKEN="12345:has spaces " + TOKEN,
+        BOT_MODELS_DIR=str(tmp_path / "missing"),
+        BOT_WORKERS="two",
+        BOT_MAX_SIDE="8",
+        BOT_ALLOWED_USERS="1,alice",
+        BOT_API_BASE_URL="ftp://x",
+        BOT_LOG_LEVEL="LOUD",
+        BOT_QUEUE_SIZE="0",
+    )
     with pytest.raises(SettingsError) as info:
         BotSettings.from_env(bad)
     message = str(info.value)
-    for expected in ("token is malformed", "BOT_MODELS_DIR", "BOT_WORKERS='two' is not an integer", "BOT_MAX_SIDE=8",
-                     "BOT_ALLOWED_USERS='1,alice'", "BOT_API_BASE_URL", "BOT_LOG_LEVEL", "BOT_QUEUE_SIZE=0"):
+    for expected in (
+        "token is malformed",
+        "BOT_MODELS_DIR",
+        "BOT_WORKERS='two' is not an integer",
+        "BOT_MAX_SIDE=8",
+        "BOT_ALLOWED_USERS='1,alice'",
+        "BOT_API_BASE_URL",
+        "BOT_LOG_LEVEL",
+        "BOT_QUEUE_SIZE=0",
+    ):
         assert expected in message
     assert TOKEN not in message and "secret_part" not in message
     assert "secret_part" not in repr(BotSettings.from_env(env(tmp_path)))

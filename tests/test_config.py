@@ -45,8 +45,17 @@ def test_defaults_are_the_paper_settings() -> None:
 
 
 def test_overrides_are_typed() -> None:
-    cfg = load_config(None, ["model.ngf=32", "optim.lr=0.001", "train.ema_decay=0.999", "data.max_dataset_size=null",
-                             "model.use_dropout=true", "optim.warmup_epochs=1"])
+    cfg = load_config(
+        None,
+        [
+            "model.ngf=32",
+            "optim.lr=0.001",
+            "train.ema_decay=0.999",
+            "data.max_dataset_size=null",
+            "model.use_dropout=true",
+            "optim.warmup_epochs=1",
+        ],
+    )
     assert cfg.model.ngf == 32 and cfg.optim.lr == pytest.approx(1e-3)
     assert cfg.train.ema_decay == pytest.approx(0.999) and cfg.data.max_dataset_size is None
     assert cfg.model.use_dropout is True and cfg.optim.warmup_epochs == 1.0

@@ -39,7 +39,11 @@ def test_bot_image_builds_and_serves_a_photo() -> None:
     if reason:
         pytest.skip(reason)
     result = subprocess.run(
-        ["bash", str(SMOKE)], cwd=ROOT, capture_output=True, text=True, timeout=1150,
+        ["bash", str(SMOKE)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1150,
         env={**os.environ, "PYTHON": sys.executable},
     )
     output = result.stdout + result.stderr

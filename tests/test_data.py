@@ -104,7 +104,10 @@ def test_random_flip_happens_about_half_the_time_and_only_when_enabled():
 
 def test_same_seed_epoch_index_gives_identical_items_across_instances(dataset_root):
     cfg = _cfg(dataset_root)
-    first, second = UnpairedImageDataset(dataset_root, "train", cfg, seed=7), UnpairedImageDataset(dataset_root, "train", cfg, seed=7)
+    first, second = (
+        UnpairedImageDataset(dataset_root, "train", cfg, seed=7),
+        UnpairedImageDataset(dataset_root, "train", cfg, seed=7),
+    )
     for ds in (first, second):
         ds.set_epoch(3)
     for i in range(len(first)):

@@ -40,11 +40,19 @@ FAST = dataclasses.replace(NO_BENCH, exporter="torchscript")
 
 
 def save_test_generator(
-    path: Path, kind: str = "resnet_6blocks", norm: str = "instance", ngf: int = 4, direction: str = "A2B", seed: int = 0
+    path: Path,
+    kind: str = "resnet_6blocks",
+    norm: str = "instance",
+    ngf: int = 4,
+    direction: str = "A2B",
+    seed: int = 0,
 ) -> GeneratorCard:
     """A randomly initialised generator saved as training does; batch norm gets non-trivial running stats."""
-    cfg = Config(name="export test", model=ModelConfig(generator=kind, norm=norm, ngf=ngf),
-                 data=DataConfig(domain_a="photo", domain_b="cartoon"))
+    cfg = Config(
+        name="export test",
+        model=ModelConfig(generator=kind, norm=norm, ngf=ngf),
+        data=DataConfig(domain_a="photo", domain_b="cartoon"),
+    )
     torch.manual_seed(seed)
     net = build_generator(cfg.model)
     with torch.no_grad():
@@ -108,8 +116,9 @@ def test_output_is_one_self_contained_file(exported) -> None:
     (variant,) = report.variants
     assert sorted(p.name for p in variant.path.parent.iterdir()) == [variant.path.name]
     model = onnx.load(str(variant.path), load_external_data=False)
-    assert not any(t.HasField("data_location") and t.data_location == onnx.TensorProto.EXTERNAL
-                   for t in model.graph.initializer)
+    assert not any(
+        t.HasField("data_location") and t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer
+    )
     assert oct(variant.path.stat().st_mode & 0o777) != oct(0o600)  # not left with mkstemp's private mode
 
 
@@ -155,13 +164,31 @@ def test_run_folder_both_directions_with_int8_and_fp16(tmp_path: Path) -> None:
     out = tmp_path / "onnx"
     result = CliRunner().invoke(
         export_command,
-        [str(run), "--out", str(out), "--precision", "fp32", "--precision", "int8", "--precision", "fp16",
-         "--calibration-dir", str(tmp_path / "calib"), "--bench-size", "32", "--max-side", "700", "--exporter", "torchscript"],
+        [
+            str(run),
+            "--out",
+            str(out),
+            "--precision",
+            "fp32",
+            "--precision",
+            "int8",
+            "--precision",
+            "fp16",
+            "--calibration-dir",
+            str(tmp_path / "calib"),
+            "--bench-size",
+            "32",
+            "--max-side",
+            "700",
+            "--exporter",
+            "torchscript",
+        ],
     )
     assert result.exit_code == 0, result.output
     names = sorted(p.name for p in out.iterdir())
-    assert names == sorted(output_path(out, "export test", d, p).name
-                           for d in ("A2B", "B2A") for p in ("fp32", "int8", "fp16"))
+    assert names == sorted(
+        output_path(out, "export test", d, p).name for d in ("A2B", "B2A") for p in ("fp32", "int8", "fp16")
+    )
     psnrs = {m.group(1): float(m.group(2)) for m in re.finditer(r"(int8|fp16) ->.*PSNR ([\d.]+) dB", result.output)}
     assert psnrs["fp16"] > 50, result.output
     assert psnrs["int8"] > 22, result.output  # random weights at ngf 4: a loose but meaningful floor
@@ -212,7 +239,10 @@ def test_python_m_export_reports_missing_inputs(tmp_path: Path) -> None:
     (tmp_path / "run").mkdir()
     proc = subprocess.run(
         [sys.executable, "-m", "export", str(tmp_path / "run"), "--out", str(tmp_path / "out")],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode != 0
     assert "missing" in proc.stderr and "A2B.safetensors" in proc.stderr, proc.stderr

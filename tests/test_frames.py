@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from media import blurred, solid, texture, truncated_copy, upright_marker, write_audio_only, write_h264
 from PIL import Image
 
 from cyclegan.cli import main as cyclegan_main
 from cyclegan.frames.pipeline import FrameOptions, build_from_videos
 from cyclegan.frames.store import split_for
 from cyclegan.frames.video import Sampling, VideoReader
-from media import blurred, solid, texture, truncated_copy, upright_marker, write_audio_only, write_h264
 
 H, W, FPS = 362, 642, 5
 
@@ -79,7 +79,19 @@ def test_designed_video_exact_counts(videos, tmp_path):
         assert image.size == (W, H) and image.mode == "RGB"
     frames = [r for r in _manifest(out) if r["kind"] == "frame"]
     assert [r["reason"] for r in frames] == [
-        None, None, None, None, "duplicate", "duplicate", "dark", "dark", "blurry", "bright", None, None, "flat"
+        None,
+        None,
+        None,
+        None,
+        "duplicate",
+        "duplicate",
+        "dark",
+        "dark",
+        "blurry",
+        "bright",
+        None,
+        None,
+        "flat",
     ]
     assert all(set(r["scores"]) == {"mean", "std", "sharpness"} for r in frames)
     (source,) = [r for r in _manifest(out) if r["kind"] == "source"]
@@ -89,7 +101,9 @@ def test_designed_video_exact_counts(videos, tmp_path):
 def test_thresholds_and_dedup_can_be_switched_off(videos, tmp_path):
     from cyclegan.frames.quality import QualityFilter
 
-    options = FrameOptions(sampling=Sampling(every_seconds=1.0), quality=QualityFilter(None, None, None, None), dedup="off")
+    options = FrameOptions(
+        sampling=Sampling(every_seconds=1.0), quality=QualityFilter(None, None, None, None), dedup="off"
+    )
     summary = build_from_videos([videos["designed"]], tmp_path / "ds", "B", options)
     assert summary.kept == 13 and not summary.dropped
 
@@ -114,7 +128,11 @@ def test_sampling_modes_pick_exact_times(videos):
 
     assert times(Sampling(count=4)) == [1.6, 4.8, 8.2, 11.4]  # centres of 4 slices of 13 s, on 0.2 s frames
     assert times(Sampling(every_frames=7, start=1.0, end=4.0)) == [1.0, 2.4, 3.8]
-    assert times(Sampling(every_seconds=2.5, start=3.0, end=9.0)) == [3.0, 5.4, 8.0]  # 5.5 s lies between frames: the earlier one
+    assert times(Sampling(every_seconds=2.5, start=3.0, end=9.0)) == [
+        3.0,
+        5.4,
+        8.0,
+    ]  # 5.5 s lies between frames: the earlier one
 
 
 def test_rotated_odd_sized_video_comes_out_upright(tmp_path):
@@ -133,8 +151,9 @@ def test_resize_crop_split_and_dataset_json(videos, tmp_path):
     out = tmp_path / "ds"
     (out).mkdir()
     (out / "dataset.json").write_text(json.dumps({"domains": {"A": "photo"}, "note": "kept"}))
-    options = FrameOptions(sampling=Sampling(every_seconds=1.0), resize=100, crop=96, crop_mode="random",
-                           fmt="png", test_ratio=0.5)
+    options = FrameOptions(
+        sampling=Sampling(every_seconds=1.0), resize=100, crop=96, crop_mode="random", fmt="png", test_ratio=0.5
+    )
     summary = build_from_videos([videos["designed"]], out, "B", options, name="cartoon")
     assert summary.kept == 6
     info = json.loads((out / "dataset.json").read_text())
@@ -150,8 +169,9 @@ def test_resize_crop_split_and_dataset_json(videos, tmp_path):
 
 def test_failures_are_reported_and_others_processed_python_api(videos, tmp_path):
     inputs = [videos["truncated_mp4"], videos["audio"], videos["other"], videos["text"], videos["truncated_mkv"]]
-    summary = build_from_videos(inputs, tmp_path / "ds", "B", FrameOptions(sampling=Sampling(every_seconds=0.1)),
-                                log=lambda message: None)
+    summary = build_from_videos(
+        inputs, tmp_path / "ds", "B", FrameOptions(sampling=Sampling(every_seconds=0.1)), log=lambda message: None
+    )
     print(summary.format())
     assert not summary.ok
     failed = dict(summary.failed)
@@ -166,8 +186,18 @@ def test_failures_are_reported_and_others_processed_python_api(videos, tmp_path)
 
 def test_failures_give_nonzero_exit_in_the_cli(videos, tmp_path):
     out = tmp_path / "ds"
-    args = ["frames", str(videos["other"]), str(videos["truncated_mp4"]), str(videos["audio"]), str(videos["text"]),
-            "--out", str(out), "--domain", "B", "--no-progress"]
+    args = [
+        "frames",
+        str(videos["other"]),
+        str(videos["truncated_mp4"]),
+        str(videos["audio"]),
+        str(videos["text"]),
+        "--out",
+        str(out),
+        "--domain",
+        "B",
+        "--no-progress",
+    ]
     result = CliRunner().invoke(cyclegan_main, args)
     assert result.exit_code == 1, result.output
     assert "3 failed" in result.output and "no video stream" in result.output
@@ -203,7 +233,9 @@ def test_global_dedup_sees_frames_already_in_the_dataset(videos, tmp_path):
 def test_changed_options_redo_the_video(videos, tmp_path):
     out = tmp_path / "ds"
     build_from_videos([videos["other"]], out, "B", FrameOptions(sampling=Sampling(every_seconds=1.0)))
-    summary = build_from_videos([videos["other"]], out, "B", FrameOptions(sampling=Sampling(every_seconds=1.0), fmt="png"))
+    summary = build_from_videos(
+        [videos["other"]], out, "B", FrameOptions(sampling=Sampling(every_seconds=1.0), fmt="png")
+    )
     assert summary.kept == 3  # not duplicates of its own earlier frames: those were forgotten
     assert _files(out) == [f"trainB/other_{s * 1000:08d}ms.png" for s in range(3)]
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 from click.testing import CliRunner
+from media import texture
 from PIL import Image
 
 from cyclegan.cli import main as cyclegan_main
 from cyclegan.frames.pipeline import import_images
-from media import texture
 
 
 def _photos(root: Path) -> dict[str, Path]:
@@ -72,8 +72,19 @@ def test_import_converts_every_mode_and_reports_corrupt_files(tmp_path):
 def test_images_cli_exit_code_resize_and_split(tmp_path):
     _photos(tmp_path / "src")
     out = tmp_path / "ds"
-    args = ["images", str(tmp_path / "src"), "--out", str(out), "--domain", "A", "--resize", "32",
-            "--test-ratio", "0.5", "--no-progress"]
+    args = [
+        "images",
+        str(tmp_path / "src"),
+        "--out",
+        str(out),
+        "--domain",
+        "A",
+        "--resize",
+        "32",
+        "--test-ratio",
+        "0.5",
+        "--no-progress",
+    ]
     result = CliRunner().invoke(cyclegan_main, args)
     assert result.exit_code == 1, result.output  # the corrupt file
     assert "broken.jpg" in result.output and "5 kept" in result.output
@@ -86,10 +97,11 @@ def test_images_cli_exit_code_resize_and_split(tmp_path):
 
 def test_cyclegan_data_reads_what_frames_and_images_write(tmp_path):
     """The hand-off: a dataset built by `cyclegan images` (A) and `cyclegan frames` (B) trains as is."""
+    from media import write_h264
+
     from cyclegan.config import DataConfig
     from cyclegan.data import UnpairedImageDataset, read_domain_names
     from cyclegan.frames.pipeline import build_from_videos
-    from media import write_h264
 
     _photos(tmp_path / "src")
     video = write_h264(tmp_path / "toon.mkv", [texture(64, 96, 900 + i // 2) for i in range(8)], 2)

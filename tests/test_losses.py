@@ -22,7 +22,10 @@ def test_lsgan_is_mse_to_one_or_zero() -> None:
 
 def test_vanilla_is_bce_with_logits() -> None:
     loss = GANLoss("vanilla")
-    sp = lambda x: math.log1p(math.exp(x))  # softplus
+
+    def sp(x):
+        return math.log1p(math.exp(x))  # softplus
+
     xs = [2.0, -1.0, 0.5, 0.0]
     assert loss(PRED, True).item() == pytest.approx(sum(sp(-x) for x in xs) / 4, rel=1e-6)
     assert loss(PRED, False).item() == pytest.approx(sum(sp(x) for x in xs) / 4, rel=1e-6)

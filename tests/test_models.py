@@ -27,7 +27,12 @@ def n_params(net: torch.nn.Module) -> int:
 
 
 # Small base widths keep these fast; the counts test uses the real widths.
-SMALL = {"resnet_6blocks": (4, 64, 96), "resnet_9blocks": (4, 64, 96), "unet_128": (2, 128, 256), "unet_256": (2, 256, 512)}
+SMALL = {
+    "resnet_6blocks": (4, 64, 96),
+    "resnet_9blocks": (4, 64, 96),
+    "unet_128": (2, 128, 256),
+    "unet_256": (2, 256, 512),
+}
 
 
 @pytest.mark.parametrize(
@@ -61,8 +66,10 @@ def test_generator_shapes_non_square(kind: str, norm: str) -> None:
 
 
 def test_norm_choice_changes_layers() -> None:
-    kinds = {norm: {type(m).__name__ for m in make_generator("resnet_6blocks", ngf=4, norm=norm).modules()}
-             for norm in ("instance", "batch", "none")}
+    kinds = {
+        norm: {type(m).__name__ for m in make_generator("resnet_6blocks", ngf=4, norm=norm).modules()}
+        for norm in ("instance", "batch", "none")
+    }
     assert "InstanceNorm2d" in kinds["instance"] and "BatchNorm2d" not in kinds["instance"]
     assert "BatchNorm2d" in kinds["batch"] and "InstanceNorm2d" not in kinds["batch"]
     assert not {"BatchNorm2d", "InstanceNorm2d"} & kinds["none"]
@@ -78,7 +85,11 @@ def test_dropout_only_when_requested() -> None:
 
 @pytest.mark.parametrize(
     "kind, ngf, norm, size",
-    [("resnet_6blocks", 4, "instance", (32, 48)), ("unet_128", 2, "batch", (128, 128)), ("unet_256", 2, "none", (256, 256))],
+    [
+        ("resnet_6blocks", 4, "instance", (32, 48)),
+        ("unet_128", 2, "batch", (128, 128)),
+        ("unet_256", 2, "none", (256, 256)),
+    ],
 )
 def test_gradients_reach_every_generator_parameter(kind: str, ngf: int, norm: str, size: tuple[int, int]) -> None:
     torch.manual_seed(0)
@@ -134,7 +145,10 @@ def test_size_multiple_and_check_input_size() -> None:
         size_multiple("resnet_3blocks")
 
 
-@pytest.mark.parametrize("kind, size, multiple", [("resnet_6blocks", (62, 64), 4), ("resnet_9blocks", (4, 4), 4), ("unet_128", (128, 192), 128)])
+@pytest.mark.parametrize(
+    "kind, size, multiple",
+    [("resnet_6blocks", (62, 64), 4), ("resnet_9blocks", (4, 4), 4), ("unet_128", (128, 192), 128)],
+)
 def test_generator_forward_raises_clear_size_error(kind: str, size: tuple[int, int], multiple: int) -> None:
     net = make_generator(kind, ngf=2)
     with pytest.raises(InputSizeError, match=f"multiples of {multiple}.*, got {size[0]}x{size[1]}"):
@@ -179,5 +193,7 @@ def test_generator_from_card_matches_config_architecture() -> None:
     cfg = ModelConfig(generator="unet_128", ngf=4, norm="batch", use_dropout=True)
     card = GeneratorCard(generator="unet_128", ngf=4, norm="batch", use_dropout=True)
     built, from_card = build_generator(cfg), generator_from_card(card)
-    assert {k: v.shape for k, v in built.state_dict().items()} == {k: v.shape for k, v in from_card.state_dict().items()}
+    assert {k: v.shape for k, v in built.state_dict().items()} == {
+        k: v.shape for k, v in from_card.state_dict().items()
+    }
     from_card.load_state_dict(built.state_dict())  # strict by default

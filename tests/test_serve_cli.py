@@ -43,7 +43,9 @@ def album(tmp_path: Path) -> Path:
 def test_folder_run_reports_the_corrupt_file_and_writes_the_rest(album: Path, tmp_path: Path) -> None:
     model = make_test_model(tmp_path / "cartoon.onnx")
     out = tmp_path / "out"
-    result = CliRunner().invoke(cli, ["stylize", str(model), str(album), "--out", str(out), "-q", "--preset", "ultrafast"])
+    result = CliRunner().invoke(
+        cli, ["stylize", str(model), str(album), "--out", str(out), "-q", "--preset", "ultrafast"]
+    )
     assert result.exit_code == 1, result.output
     assert "broken.jpg" in result.stderr
     assert re.search(r"cannot read the image|truncated or corrupt", result.stderr), result.stderr
@@ -72,7 +74,11 @@ def test_plan_formats_names_and_problems(album: Path, tmp_path: Path) -> None:
     assert any("also the output of" in p for p in plan.problems) and any("nope.png" in p for p in plan.problems)
     plan = plan_jobs([album], out, fmt="jpg")
     assert sorted(str(j.dst.relative_to(out)) for j in plan.jobs) == [
-        "a.jpg", "trip/b.jpg", "trip/broken.jpg", "trip/clip.mkv"]
+        "a.jpg",
+        "trip/b.jpg",
+        "trip/broken.jpg",
+        "trip/clip.mkv",
+    ]
 
 
 def test_unknown_extensions_are_probed(tmp_path: Path) -> None:
@@ -81,8 +87,17 @@ def test_unknown_extensions_are_probed(tmp_path: Path) -> None:
     write_h264(tmp_path / "clip.mp4", [texture(16, 16, i) for i in range(2)], fps=2).rename(tmp_path / "clip.bin")
     (tmp_path / "junk.bin").write_bytes(b"neither")
     out = tmp_path / "out"
-    result = CliRunner().invoke(cli, ["stylize", str(model), *(str(tmp_path / n) for n in ("photo.data", "clip.bin", "junk.bin")),
-                                      "--out", str(out), "-q"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "stylize",
+            str(model),
+            *(str(tmp_path / n) for n in ("photo.data", "clip.bin", "junk.bin")),
+            "--out",
+            str(out),
+            "-q",
+        ],
+    )
     assert result.exit_code == 1 and "neither an image nor a video" in result.stderr, result.output
     assert Image.open(out / "photo.png").size == (10, 6) and (out / "clip.mp4").is_file()
 
@@ -96,7 +111,7 @@ def test_bad_model_is_a_clear_error(tmp_path: Path) -> None:
 def test_serving_runs_with_torch_blocked(tmp_path: Path) -> None:
     """A real process where importing torch (or onnx) fails: the serving modules import and stylize."""
     model = make_test_model(tmp_path / "cartoon.onnx")
-    image = rng_png(tmp_path / "in" / "photo.png", 21, 13)
+    rng_png(tmp_path / "in" / "photo.png", 21, 13)
     write_h264(tmp_path / "in" / "clip.mp4", [texture(16, 24, i) for i in range(3)], fps=3, audio_seconds=0.5)
     script = textwrap.dedent(f"""
         import importlib.abc, runpy, sys

@@ -22,6 +22,7 @@ def encode(image: Image.Image, fmt: str = "PNG", **options) -> bytes:
 
 def png_header_only(width: int, height: int) -> bytes:
     """A PNG whose header claims ``width`` x ``height`` but that carries no pixel data at all."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 

@@ -42,7 +42,7 @@ def odd_inputs() -> dict[str, bytes]:
     pal = base.convert("P", palette=Image.Palette.ADAPTIVE, colors=16)
     exif = Image.Exif()
     exif[0x0112] = 8  # rotate 90 degrees counter-clockwise to display
-    sixteen = Image.fromarray((np.asarray(base.convert("L"), dtype=np.uint16) * 257))
+    sixteen = Image.fromarray(np.asarray(base.convert("L"), dtype=np.uint16) * 257)
     return {
         "L": encode(base.convert("L")),
         "LA": encode(base.convert("LA")),
@@ -94,7 +94,7 @@ def reference(image: Image.Image, max_side: int, multiple: int, seed: int) -> np
     h, w = x.shape[2:]
     ph, pw = (-h) % multiple, (-w) % multiple
     padded = np.pad(x, ((0, 0), (0, 0), (ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2)), mode="reflect")
-    y = numpy_forward(padded, kind="conv", seed=seed)[:, :, ph // 2:ph // 2 + h, pw // 2:pw // 2 + w]
+    y = numpy_forward(padded, kind="conv", seed=seed)[:, :, ph // 2 : ph // 2 + h, pw // 2 : pw // 2 + w]
     return np.clip(np.rint((y * 0.5 + 0.5) * 255.0), 0, 255).astype(np.uint8)[0].transpose(1, 2, 0)
 
 

@@ -29,8 +29,13 @@ def probe(path: Path) -> dict:
         pixels = first.to_ndarray(format="rgb24")
         if first.rotation:
             pixels = np.rot90(pixels, k=int(first.rotation) // 90)
-        info = {"frames": len(frames), "fps": video.average_rate, "size": (pixels.shape[1], pixels.shape[0]),
-                "first": pixels, "pts": [f.pts * f.time_base for f in frames]}
+        info = {
+            "frames": len(frames),
+            "fps": video.average_rate,
+            "size": (pixels.shape[1], pixels.shape[0]),
+            "first": pixels,
+            "pts": [f.pts * f.time_base for f in frames],
+        }
     with av.open(str(path)) as container:
         audio = container.streams.audio[0] if container.streams.audio else None
         info["audio_codec"] = audio.codec_context.name if audio else None
@@ -39,8 +44,9 @@ def probe(path: Path) -> dict:
 
 
 def test_round_trip_keeps_frames_fps_size_and_audio(stylizer: Stylizer, tmp_path: Path) -> None:
-    src = write_h264(tmp_path / "clip.mp4", [upright_marker(36, 64, i) for i in range(30)], fps=12,
-                     audio_seconds=2.5, rotate=90)
+    src = write_h264(
+        tmp_path / "clip.mp4", [upright_marker(36, 64, i) for i in range(30)], fps=12, audio_seconds=2.5, rotate=90
+    )
     result = stylize_video(stylizer, src, tmp_path / "out" / "clip.mp4", progress=False)
     before, after = probe(src), probe(result.path)
     assert result.frames == after["frames"] == before["frames"] == 30
@@ -95,8 +101,12 @@ def test_bad_inputs_are_clear_errors_and_leave_nothing(stylizer: Stylizer, tmp_p
     good = write_h264(tmp_path / "good.mp4", [texture(32, 48, i) for i in range(6)], fps=6)
     truncated = truncated_copy(good, tmp_path / "cut.mp4", 0.5)
     out = tmp_path / "out"
-    for bad, pattern in [(tmp_path / "notes.mp4", "cannot read"), (audio_only, "no video stream"),
-                         (truncated, "cannot read"), (tmp_path / "missing.mp4", "no such file")]:
+    for bad, pattern in [
+        (tmp_path / "notes.mp4", "cannot read"),
+        (audio_only, "no video stream"),
+        (truncated, "cannot read"),
+        (tmp_path / "missing.mp4", "no such file"),
+    ]:
         with pytest.raises(VideoInputError, match=pattern):
             stylize_video(stylizer, bad, out / "x.mp4", progress=False)
     assert not out.exists() or not any(out.iterdir())

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
+from synthetic import make_permuted_dataset
 
 from cyclegan.training import precision
 from cyclegan.training.checkpoint import MARKER, list_checkpoints, resolve_resume
@@ -16,13 +17,18 @@ from cyclegan.training.cli import train as train_cmd
 from cyclegan.training.errors import TrainingSetupError
 from cyclegan.training.nets import Ema
 from cyclegan.training.state import EpochShuffleSampler, ProcessPools, TrainerState
-from synthetic import make_permuted_dataset, write_png
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = [
-    "model.generator=resnet_6blocks", "model.ngf=8", "model.ndf=8",
-    "data.load_size=32", "data.crop_size=32", "data.num_workers=0", "data.test_images=2",
-    "train.tracker=none", "train.log_every=1",
+    "model.generator=resnet_6blocks",
+    "model.ngf=8",
+    "model.ndf=8",
+    "data.load_size=32",
+    "data.crop_size=32",
+    "data.num_workers=0",
+    "data.test_images=2",
+    "train.tracker=none",
+    "train.log_every=1",
 ]
 
 
@@ -39,8 +45,13 @@ def _run_cli(*args: str):
 def test_empty_domain_folder_fails_with_exit_2(dataset, tmp_path):
     for path in (dataset / "trainB").iterdir():
         path.unlink()
-    result = _run_cli("--config", str(REPO / "configs/tiny_cpu.yaml"), f"data.root={dataset}",
-                      f"train.output_dir={tmp_path / 'run'}", *TINY)
+    result = _run_cli(
+        "--config",
+        str(REPO / "configs/tiny_cpu.yaml"),
+        f"data.root={dataset}",
+        f"train.output_dir={tmp_path / 'run'}",
+        *TINY,
+    )
     assert result.exit_code == 2
     assert "trainB" in result.output and "holds no images" in result.output
     assert not (tmp_path / "run").exists()  # nothing was started
@@ -54,16 +65,23 @@ def test_unreadable_image_is_named(dataset, tmp_path):
 
 
 def test_crop_size_not_allowed_by_unet(dataset, tmp_path):
-    result = _run_cli(f"data.root={dataset}", f"train.output_dir={tmp_path / 'run'}", *TINY,
-                      "model.generator=unet_256", "data.load_size=72", "data.crop_size=64")
+    result = _run_cli(
+        f"data.root={dataset}",
+        f"train.output_dir={tmp_path / 'run'}",
+        *TINY,
+        "model.generator=unet_256",
+        "data.load_size=72",
+        "data.crop_size=64",
+    )
     assert result.exit_code == 2
     assert "data.crop_size=64" in result.output and "multiple of 256" in result.output
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="fp16 is allowed on CUDA")
 def test_fp16_on_cpu_is_refused(dataset, tmp_path):
-    result = _run_cli(f"data.root={dataset}", f"train.output_dir={tmp_path / 'run'}", *TINY,
-                      "train.mixed_precision=fp16")
+    result = _run_cli(
+        f"data.root={dataset}", f"train.output_dir={tmp_path / 'run'}", *TINY, "train.mixed_precision=fp16"
+    )
     assert result.exit_code == 2
     assert "fp16 needs a CUDA GPU" in result.output
 
@@ -79,9 +97,19 @@ def test_train_accel_exit_code_2_without_traceback(dataset, tmp_path):
     """The real entry point in a real process: a clear one-line error, no traceback."""
     (dataset / "trainA" / "broken.jpg").write_bytes(b"\xff\xd8 truncated")
     proc = subprocess.run(
-        [sys.executable, str(REPO / "train_accel.py"), "--config", str(REPO / "configs/tiny_cpu.yaml"),
-         f"data.root={dataset}", f"train.output_dir={tmp_path / 'run'}", *TINY],
-        capture_output=True, text=True, cwd=REPO, timeout=120,
+        [
+            sys.executable,
+            str(REPO / "train_accel.py"),
+            "--config",
+            str(REPO / "configs/tiny_cpu.yaml"),
+            f"data.root={dataset}",
+            f"train.output_dir={tmp_path / 'run'}",
+            *TINY,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
     )
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr and "broken.jpg" in proc.stderr

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from synthetic import PERM, make_permuted_dataset, permute, to_unit_tensor
 
 from cyclegan.generator_io import load_generator
-from synthetic import PERM, make_permuted_dataset, permute, to_unit_tensor
 
 REPO = Path(__file__).resolve().parents[1]
 STEPS = int(os.environ.get("CYCLEGAN_LEARN_STEPS", "400"))
@@ -24,14 +24,32 @@ def test_learns_channel_permutation(tmp_path):
     root = make_permuted_dataset(tmp_path / "ds", n_train=48, n_test=16, size=32, seed=1)
     run = tmp_path / "run"
     cmd = [
-        sys.executable, str(REPO / "train_accel.py"), "--config", str(REPO / "configs/tiny_cpu.yaml"), "--no-progress",
-        f"data.root={root}", f"train.output_dir={run}", f"train.max_steps={STEPS}",
+        sys.executable,
+        str(REPO / "train_accel.py"),
+        "--config",
+        str(REPO / "configs/tiny_cpu.yaml"),
+        "--no-progress",
+        f"data.root={root}",
+        f"train.output_dir={run}",
+        f"train.max_steps={STEPS}",
         # norm=none: instance norm (and batch norm at batch 1) removes each image's mean colour, which is
         # exactly what this mapping must carry through.
-        "model.generator=resnet_6blocks", "model.ngf=16", "model.ndf=16", "model.norm=none",
-        "data.load_size=32", "data.crop_size=32", "data.flip=false", "data.num_workers=0",
-        "loss.lambda_identity=0", "optim.scheduler=constant", "optim.n_epochs=100", "train.mixed_precision=auto",
-        "train.tracker=none", f"train.save_every={STEPS}", f"train.sample_every={STEPS}", "train.log_every=50",
+        "model.generator=resnet_6blocks",
+        "model.ngf=16",
+        "model.ndf=16",
+        "model.norm=none",
+        "data.load_size=32",
+        "data.crop_size=32",
+        "data.flip=false",
+        "data.num_workers=0",
+        "loss.lambda_identity=0",
+        "optim.scheduler=constant",
+        "optim.n_epochs=100",
+        "train.mixed_precision=auto",
+        "train.tracker=none",
+        f"train.save_every={STEPS}",
+        f"train.sample_every={STEPS}",
+        "train.log_every=50",
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # tiny convs: one thread is fastest on a busy 2-core box
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)

@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+from synthetic import make_permuted_dataset
 
 from cyclegan.config import load_config
 from cyclegan.training.checkpoint import FAULT_ENV, list_checkpoints
 from cyclegan.training.nets import GeneratorPair
 from cyclegan.training.trainer import WEIGHTS_DUMP_ENV
-from synthetic import make_permuted_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 TIMEOUT = 240
@@ -29,12 +29,23 @@ TIMEOUT = 240
 
 def _args(root: Path, out: Path, *extra: str) -> list[str]:
     return [
-        "--config", str(REPO / "configs/tiny_cpu.yaml"), "--no-progress",
-        f"data.root={root}", f"train.output_dir={out}",
-        "model.generator=resnet_6blocks", "model.ngf=8", "model.ndf=8",
-        "data.load_size=36", "data.crop_size=32", "data.num_workers=0", "data.test_images=2",
+        "--config",
+        str(REPO / "configs/tiny_cpu.yaml"),
+        "--no-progress",
+        f"data.root={root}",
+        f"train.output_dir={out}",
+        "model.generator=resnet_6blocks",
+        "model.ngf=8",
+        "model.ndf=8",
+        "data.load_size=36",
+        "data.crop_size=32",
+        "data.num_workers=0",
+        "data.test_images=2",
         # 'no' quoted: YAML reads a bare no as false
-        "train.deterministic=true", "train.mixed_precision='no'", "train.tracker=none", "train.log_every=1",
+        "train.deterministic=true",
+        "train.mixed_precision='no'",
+        "train.tracker=none",
+        "train.log_every=1",
         *extra,
     ]
 
@@ -46,16 +57,28 @@ def _env(**extra: str) -> dict[str, str]:
 
 
 def _train(args: list[str], **env: str) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, str(REPO / "train_accel.py"), *args], cwd=REPO, env=_env(**env),
-                          capture_output=True, text=True, timeout=TIMEOUT)
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "train_accel.py"), *args],
+        cwd=REPO,
+        env=_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc
 
 
 def _run_until_fault_then_kill(args: list[str], fault: str) -> None:
     """Start training with a fault hook that stalls at ``fault``, wait for it, then SIGKILL the process."""
-    proc = subprocess.Popen([sys.executable, str(REPO / "train_accel.py"), *args], cwd=REPO,
-                            env=_env(**{FAULT_ENV: fault}), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "train_accel.py"), *args],
+        cwd=REPO,
+        env=_env(**{FAULT_ENV: fault}),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + TIMEOUT
         for line in proc.stdout:
@@ -94,8 +117,13 @@ def test_resume_after_sigkill_gives_identical_weights(dataset, tmp_path):
     4 images per epoch, so the checkpoint is mid-epoch (skip_first_batches) and the resumed part
     crosses an epoch boundary; the LR decays per step from step 4 on, so the scheduler is checked too.
     """
-    common = ["train.max_steps=6", "train.save_every=3", "optim.interval=step",
-              "optim.n_epochs=1", "optim.n_epochs_decay=2"]
+    common = [
+        "train.max_steps=6",
+        "train.save_every=3",
+        "optim.interval=step",
+        "optim.n_epochs=1",
+        "optim.n_epochs_decay=2",
+    ]
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     _train(_args(dataset, straight, *common))
     _run_until_fault_then_kill(_args(dataset, resumed, *common), "after_checkpoint@3")
@@ -112,8 +140,9 @@ def test_resume_after_sigkill_gives_identical_weights(dataset, tmp_path):
     last_a, last_b = _last_metrics(straight), _last_metrics(resumed)
     assert last_a["step"] == last_b["step"] == 6 and last_a["epoch"] == last_b["epoch"] == 1
     assert last_a["lr"] == last_b["lr"] < 2e-4  # the schedule continued, not restarted
-    assert {k: v for k, v in last_a.items() if k.startswith("loss/")} == \
-        {k: v for k, v in last_b.items() if k.startswith("loss/")}
+    assert {k: v for k, v in last_a.items() if k.startswith("loss/")} == {
+        k: v for k, v in last_b.items() if k.startswith("loss/")
+    }
     for name in ("A2B", "B2A"):
         assert (resumed / "generators" / f"{name}.safetensors").is_file()
 
@@ -145,11 +174,22 @@ def _free_port() -> int:
 def test_two_processes_ddp_gloo_identical_weights(dataset, tmp_path):
     """torchrun with 2 CPU processes (gloo): no reducer errors, all four nets bit-identical on both ranks."""
     run, dump = tmp_path / "run", tmp_path / "dump"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-           "--master_port", str(_free_port()), str(REPO / "train_accel.py"),
-           *_args(dataset, run, "train.max_steps=3", "train.save_every=2", "train.deterministic=false")]
-    proc = subprocess.run(cmd, cwd=REPO, env=_env(**{WEIGHTS_DUMP_ENV: str(dump)}),
-                          capture_output=True, text=True, timeout=TIMEOUT)
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(_free_port()),
+        str(REPO / "train_accel.py"),
+        *_args(dataset, run, "train.max_steps=3", "train.save_every=2", "train.deterministic=false"),
+    ]
+    proc = subprocess.run(
+        cmd, cwd=REPO, env=_env(**{WEIGHTS_DUMP_ENV: str(dump)}), capture_output=True, text=True, timeout=TIMEOUT
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr[-4000:]
     assert "reduction" not in proc.stderr
     rank0, rank1 = load_file(dump / "rank0.safetensors"), load_file(dump / "rank1.safetensors")
@@ -175,8 +215,18 @@ def test_bf16_on_cpu_runs_with_finite_losses(dataset, tmp_path):
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [1, 2, 3]
     for record in records:
-        for key in ("loss/G_A", "loss/G_B", "loss/D_A", "loss/D_B", "loss/cycle_A", "loss/cycle_B",
-                    "loss/idt_A", "loss/idt_B", "lr", "it_per_s"):
+        for key in (
+            "loss/G_A",
+            "loss/G_B",
+            "loss/D_A",
+            "loss/D_B",
+            "loss/cycle_A",
+            "loss/cycle_B",
+            "loss/idt_A",
+            "loss/idt_B",
+            "lr",
+            "it_per_s",
+        ):
             assert math.isfinite(record[key]), (key, record)
     assert list((run / "logs").rglob("events.out.tfevents.*"))
     assert (run / "samples/step_00000003.png").is_file()

@@ -67,13 +67,15 @@ class UnpairedImageDataset(Dataset):
             "B_path": str(path_b),
         }
 
-    def validate(self) -> "UnpairedImageDataset":
+    def validate(self) -> UnpairedImageDataset:
         """Open every image's header; DatasetError listing the unreadable files (up to 10)."""
         bad = [f"{path} ({reason})" for path in self.paths_a + self.paths_b if (reason := _header_problem(path))]
         if bad:
             more = f" and {len(bad) - 10} more" if len(bad) > 10 else ""
             raise DatasetError(
-                f"{len(bad)} unreadable image(s) in {self.root}: " + "; ".join(bad[:10]) + more
+                f"{len(bad)} unreadable image(s) in {self.root}: "
+                + "; ".join(bad[:10])
+                + more
                 + ": delete or replace them (re-import with `cyclegan images` to convert)"
             )
         return self

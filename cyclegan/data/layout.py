@@ -22,7 +22,8 @@ def list_images(folder: str | Path) -> list[Path]:
     """Image files under ``folder`` (recursive, extension case-insensitive, hidden files skipped), sorted."""
     folder = Path(folder)
     return sorted(
-        p for p in folder.rglob("*")
+        p
+        for p in folder.rglob("*")
         if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".") and p.is_file()
     )
 
@@ -55,7 +56,7 @@ def read_domain_names(root: str | Path) -> dict[str, str]:
         raise DatasetError(f"{path} is not readable JSON ({exc}): fix or delete it") from None
     domains = info.get("domains", {}) if isinstance(info, dict) else None
     if not isinstance(domains, dict):
-        raise DatasetError(f"{path}: 'domains' must be a mapping like {{\"A\": \"photo\", \"B\": \"cartoon\"}}")
+        raise DatasetError(f'{path}: \'domains\' must be a mapping like {{"A": "photo", "B": "cartoon"}}')
     for domain in DOMAINS:
         value = domains.get(domain)
         if isinstance(value, str) and value.strip():

@@ -60,6 +60,8 @@ def _square(image: Image.Image, size: int) -> Image.Image:
     """Shorter side to ``size``, then the centre ``size`` x ``size`` square."""
     width, height = image.size
     scale = size / min(width, height)
-    resized = image.resize((max(size, round(width * scale)), max(size, round(height * scale))), Image.Resampling.BICUBIC)
+    resized = image.resize(
+        (max(size, round(width * scale)), max(size, round(height * scale))), Image.Resampling.BICUBIC
+    )
     left, top = (resized.width - size) // 2, (resized.height - size) // 2
     return resized.crop((left, top, left + size, top + size))

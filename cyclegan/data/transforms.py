@@ -43,7 +43,7 @@ class ImageTransform:
     random: bool = True
 
     @classmethod
-    def from_config(cls, cfg: DataConfig, *, random: bool = True) -> "ImageTransform":
+    def from_config(cls, cfg: DataConfig, *, random: bool = True) -> ImageTransform:
         return cls(cfg.preprocess, cfg.load_size, cfg.crop_size, cfg.flip, random)
 
     @property

@@ -26,21 +26,43 @@ def _report(summary: Summary) -> None:
 
 def _common(func):
     options = [
-        click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Dataset folder (created if needed)."),
+        click.option(
+            "--out", "-o", required=True, type=click.Path(file_okay=False), help="Dataset folder (created if needed)."
+        ),
         click.option("--domain", "-d", required=True, type=_DOMAIN, help="Write into trainA/testA or trainB/testB."),
         click.option("--name", default=None, help='Human name of the domain for dataset.json, e.g. "cartoon".'),
         click.option("--resize", type=click.IntRange(min=1), default=None, help="Scale so the shorter side is N px."),
         click.option("--crop", type=click.IntRange(min=1), default=None, help="Then crop an N x N square."),
-        click.option("--crop-mode", type=click.Choice(["center", "random"]), default="center", show_default=True,
-                     help="Where the square is cut (random: a fixed position per file name)."),
+        click.option(
+            "--crop-mode",
+            type=click.Choice(["center", "random"]),
+            default="center",
+            show_default=True,
+            help="Where the square is cut (random: a fixed position per file name).",
+        ),
         click.option("--format", "fmt", type=click.Choice(["jpg", "png"]), default="jpg", show_default=True),
         click.option("--jpeg-quality", type=click.IntRange(1, 100), default=95, show_default=True),
-        click.option("--test-ratio", type=click.FloatRange(0.0, 1.0, max_open=True), default=0.0, show_default=True,
-                     help="Share of files put in test<domain> (stable: decided by a hash of the file name)."),
-        click.option("--dedup", type=click.Choice(["off", "consecutive", "global"]), default="global", show_default=True,
-                     help="Drop near-duplicates of the previous kept frame, or of any frame in the domain."),
-        click.option("--hash-distance", type=click.IntRange(0, 64), default=4, show_default=True,
-                     help="dHash Hamming distance (of 64 bits) at or below which two frames are duplicates."),
+        click.option(
+            "--test-ratio",
+            type=click.FloatRange(0.0, 1.0, max_open=True),
+            default=0.0,
+            show_default=True,
+            help="Share of files put in test<domain> (stable: decided by a hash of the file name).",
+        ),
+        click.option(
+            "--dedup",
+            type=click.Choice(["off", "consecutive", "global"]),
+            default="global",
+            show_default=True,
+            help="Drop near-duplicates of the previous kept frame, or of any frame in the domain.",
+        ),
+        click.option(
+            "--hash-distance",
+            type=click.IntRange(0, 64),
+            default=4,
+            show_default=True,
+            help="dHash Hamming distance (of 64 bits) at or below which two frames are duplicates.",
+        ),
         click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar."),
     ]
     for option in reversed(options):
@@ -55,25 +77,69 @@ def _quality(max_dark, min_bright, min_std, min_sharpness) -> QualityFilter:
 @click.command("frames")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path())
 @_common
-@click.option("--every-seconds", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="One frame every S seconds (default 1 s when no sampling option is given).")
+@click.option(
+    "--every-seconds",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="One frame every S seconds (default 1 s when no sampling option is given).",
+)
 @click.option("--every-frames", type=click.IntRange(min=1), default=None, help="One frame every N decoded frames.")
 @click.option("--count", type=click.IntRange(min=1), default=None, help="N frames spread evenly over [start, end).")
-@click.option("--start", type=click.FloatRange(min=0), default=0.0, show_default=True, help="Skip the first S seconds (intros).")
+@click.option(
+    "--start", type=click.FloatRange(min=0), default=0.0, show_default=True, help="Skip the first S seconds (intros)."
+)
 @click.option("--end", type=click.FloatRange(min=0, min_open=True), default=None, help="Stop at S seconds (credits).")
-@click.option("--max-dark", type=float, default=16.0, show_default=True, help="Drop frames with mean gray <= this (-1: off).")
-@click.option("--min-bright", type=float, default=240.0, show_default=True, help="Drop frames with mean gray >= this (-1: off).")
-@click.option("--min-std", type=float, default=8.0, show_default=True, help="Drop frames with gray std below this (-1: off).")
-@click.option("--min-sharpness", type=float, default=25.0, show_default=True,
-              help="Drop frames whose Laplacian variance (gray, longer side 256 px) is below this (-1: off).")
+@click.option(
+    "--max-dark", type=float, default=16.0, show_default=True, help="Drop frames with mean gray <= this (-1: off)."
+)
+@click.option(
+    "--min-bright", type=float, default=240.0, show_default=True, help="Drop frames with mean gray >= this (-1: off)."
+)
+@click.option(
+    "--min-std", type=float, default=8.0, show_default=True, help="Drop frames with gray std below this (-1: off)."
+)
+@click.option(
+    "--min-sharpness",
+    type=float,
+    default=25.0,
+    show_default=True,
+    help="Drop frames whose Laplacian variance (gray, longer side 256 px) is below this (-1: off).",
+)
 @click.option("--letterbox/--no-letterbox", default=False, show_default=True, help="Crop black bars.")
-@click.option("--keyframes-only", is_flag=True,
-              help="Decode keyframes only (fastest for sparse sampling); each sample is the first keyframe at or "
-                   "after its time, so times are only as exact as the keyframe spacing.")
+@click.option(
+    "--keyframes-only",
+    is_flag=True,
+    help="Decode keyframes only (fastest for sparse sampling); each sample is the first keyframe at or "
+    "after its time, so times are only as exact as the keyframe spacing.",
+)
 @click.option("--force", is_flag=True, help="Redo videos already in the dataset.")
-def frames(inputs, out, domain, name, resize, crop, crop_mode, fmt, jpeg_quality, test_ratio, dedup, hash_distance,
-           progress, every_seconds, every_frames, count, start, end, max_dark, min_bright, min_std, min_sharpness,
-           letterbox, keyframes_only, force) -> None:
+def frames(
+    inputs,
+    out,
+    domain,
+    name,
+    resize,
+    crop,
+    crop_mode,
+    fmt,
+    jpeg_quality,
+    test_ratio,
+    dedup,
+    hash_distance,
+    progress,
+    every_seconds,
+    every_frames,
+    count,
+    start,
+    end,
+    max_dark,
+    min_bright,
+    min_std,
+    min_sharpness,
+    letterbox,
+    keyframes_only,
+    force,
+) -> None:
     """Build a style dataset domain from VIDEO files or folders of videos."""
     if sum(x is not None for x in (every_seconds, every_frames, count)) > 1:
         raise click.UsageError("choose one of --every-seconds, --every-frames and --count")
@@ -82,9 +148,18 @@ def frames(inputs, out, domain, name, resize, crop, crop_mode, fmt, jpeg_quality
     try:
         sampling = Sampling(every_seconds, every_frames, count, start, end)
         options = FrameOptions(
-            sampling=sampling, quality=_quality(max_dark, min_bright, min_std, min_sharpness), dedup=dedup,
-            hash_distance=hash_distance, letterbox=letterbox, resize=resize, crop=crop, crop_mode=crop_mode,
-            fmt=fmt, jpeg_quality=jpeg_quality, test_ratio=test_ratio, keyframes_only=keyframes_only,
+            sampling=sampling,
+            quality=_quality(max_dark, min_bright, min_std, min_sharpness),
+            dedup=dedup,
+            hash_distance=hash_distance,
+            letterbox=letterbox,
+            resize=resize,
+            crop=crop,
+            crop_mode=crop_mode,
+            fmt=fmt,
+            jpeg_quality=jpeg_quality,
+            test_ratio=test_ratio,
+            keyframes_only=keyframes_only,
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
@@ -95,17 +170,49 @@ def frames(inputs, out, domain, name, resize, crop, crop_mode, fmt, jpeg_quality
 @click.command("images")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path())
 @_common
-@click.option("--max-dark", type=float, default=-1, show_default=True, help="Drop images with mean gray <= this (-1: off).")
-@click.option("--min-bright", type=float, default=-1, show_default=True, help="Drop images with mean gray >= this (-1: off).")
-@click.option("--min-std", type=float, default=-1, show_default=True, help="Drop images with gray std below this (-1: off).")
-@click.option("--min-sharpness", type=float, default=-1, show_default=True, help="Drop images less sharp than this (-1: off).")
-def images(inputs, out, domain, name, resize, crop, crop_mode, fmt, jpeg_quality, test_ratio, dedup, hash_distance,
-           progress, max_dark, min_bright, min_std, min_sharpness) -> None:
+@click.option(
+    "--max-dark", type=float, default=-1, show_default=True, help="Drop images with mean gray <= this (-1: off)."
+)
+@click.option(
+    "--min-bright", type=float, default=-1, show_default=True, help="Drop images with mean gray >= this (-1: off)."
+)
+@click.option(
+    "--min-std", type=float, default=-1, show_default=True, help="Drop images with gray std below this (-1: off)."
+)
+@click.option(
+    "--min-sharpness", type=float, default=-1, show_default=True, help="Drop images less sharp than this (-1: off)."
+)
+def images(
+    inputs,
+    out,
+    domain,
+    name,
+    resize,
+    crop,
+    crop_mode,
+    fmt,
+    jpeg_quality,
+    test_ratio,
+    dedup,
+    hash_distance,
+    progress,
+    max_dark,
+    min_bright,
+    min_std,
+    min_sharpness,
+) -> None:
     """Import photos (files or folders, recursive) into a dataset domain."""
     try:
         options = FrameOptions(
-            quality=_quality(max_dark, min_bright, min_std, min_sharpness), dedup=dedup, hash_distance=hash_distance,
-            resize=resize, crop=crop, crop_mode=crop_mode, fmt=fmt, jpeg_quality=jpeg_quality, test_ratio=test_ratio,
+            quality=_quality(max_dark, min_bright, min_std, min_sharpness),
+            dedup=dedup,
+            hash_distance=hash_distance,
+            resize=resize,
+            crop=crop,
+            crop_mode=crop_mode,
+            fmt=fmt,
+            jpeg_quality=jpeg_quality,
+            test_ratio=test_ratio,
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None

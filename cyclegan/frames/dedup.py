@@ -12,9 +12,7 @@ def dhash(gray: np.ndarray) -> int:
     Robust to re-encoding, small brightness changes and resizing; distinct scenes differ in ~half
     of the bits, re-encoded copies of one frame in 0-3.
     """
-    small = np.asarray(
-        Image.fromarray(gray.astype(np.uint8)).resize((9, 8), Image.Resampling.BOX), dtype=np.int16
-    )
+    small = np.asarray(Image.fromarray(gray.astype(np.uint8)).resize((9, 8), Image.Resampling.BOX), dtype=np.int16)
     bits = (small[:, 1:] > small[:, :-1]).ravel()
     return int(np.packbits(bits).view(">u8")[0])
 

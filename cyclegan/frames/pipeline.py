@@ -104,7 +104,11 @@ def _expand(inputs: Iterable[str | Path], extensions: frozenset[str]) -> list[Pa
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            paths += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in extensions and not p.name.startswith("."))
+            paths += sorted(
+                p
+                for p in path.rglob("*")
+                if p.is_file() and p.suffix.lower() in extensions and not p.name.startswith(".")
+            )
         else:
             paths.append(path)
     return paths
@@ -232,20 +236,50 @@ def build_from_videos(
 
 
 def _extract(
-    reader: VideoReader, path: Path, source_id: str, stem: str, domain: str, options: FrameOptions,
-    options_fp: str, store: DatasetStore, deduper: Deduper, summary: Summary, progress: bool, log: Log,
+    reader: VideoReader,
+    path: Path,
+    source_id: str,
+    stem: str,
+    domain: str,
+    options: FrameOptions,
+    options_fp: str,
+    store: DatasetStore,
+    deduper: Deduper,
+    summary: Summary,
+    progress: bool,
+    log: Log,
 ) -> None:
     counts: Counter = Counter()
-    base = {"kind": "frame", "domain": domain, "source": str(path), "source_id": source_id, "stem": stem, "fingerprint": options_fp}
-    bar = tqdm(total=_expected_samples(reader, options.sampling), desc=path.name, unit="frame", disable=not progress, leave=False)
+    base = {
+        "kind": "frame",
+        "domain": domain,
+        "source": str(path),
+        "source_id": source_id,
+        "stem": stem,
+        "fingerprint": options_fp,
+    }
+    bar = tqdm(
+        total=_expected_samples(reader, options.sampling),
+        desc=path.name,
+        unit="frame",
+        disable=not progress,
+        leave=False,
+    )
     error = None
     try:
         for sample in reader.sample(options.sampling, keyframes_only=options.keyframes_only):
             bar.update(1)
             image, reason, fields = _examine(sample.image, options, deduper)
             ms = int(round(sample.time * 1000))
-            record = {**base, **fields, "time": round(sample.time, 3), "status": "kept" if reason is None else "dropped",
-                      "reason": reason, "split": None, "file": None}
+            record = {
+                **base,
+                **fields,
+                "time": round(sample.time, 3),
+                "status": "kept" if reason is None else "dropped",
+                "reason": reason,
+                "split": None,
+                "file": None,
+            }
             if reason is None:
                 file_name = f"{stem}_{ms:08d}ms.{options.fmt}"
                 split = split_for(file_name, options.test_ratio)
@@ -265,12 +299,24 @@ def _extract(
     summary.decoded += reader.decoded
     summary.kept += kept
     summary.dropped.update(counts)
-    store.append([{
-        "kind": "source", "domain": domain, "source": str(path), "source_id": source_id, "stem": stem,
-        "fingerprint": options_fp, "status": "failed" if error else "done", "error": error,
-        "decoded": reader.decoded, "kept": kept, "dropped": dict(counts),
-        "options": asdict(options),
-    }])
+    store.append(
+        [
+            {
+                "kind": "source",
+                "domain": domain,
+                "source": str(path),
+                "source_id": source_id,
+                "stem": stem,
+                "fingerprint": options_fp,
+                "status": "failed" if error else "done",
+                "error": error,
+                "decoded": reader.decoded,
+                "kept": kept,
+                "dropped": dict(counts),
+                "options": asdict(options),
+            }
+        ]
+    )
     if error:
         summary.failed.append((str(path), error))
         log(f"error: {error}")
@@ -326,9 +372,20 @@ def import_images(
         if deduper is None:
             deduper = _dataset_deduper(store, domain, options.dedup, options.hash_distance)
         image, reason, fields = _examine(image, options, deduper)
-        record = {"kind": "frame", "domain": domain, "source": str(path), "source_id": source_id, "stem": stem,
-                  "fingerprint": options_fp, **fields, "time": None, "status": "kept" if reason is None else "dropped",
-                  "reason": reason, "split": None, "file": None}
+        record = {
+            "kind": "frame",
+            "domain": domain,
+            "source": str(path),
+            "source_id": source_id,
+            "stem": stem,
+            "fingerprint": options_fp,
+            **fields,
+            "time": None,
+            "status": "kept" if reason is None else "dropped",
+            "reason": reason,
+            "split": None,
+            "file": None,
+        }
         summary.sampled += 1
         if reason is None:
             file_name = f"{stem}.{options.fmt}"

@@ -40,9 +40,7 @@ def score(gray: np.ndarray) -> Scores:
     """Brightness, contrast and sharpness of an :func:`analysis_gray` array."""
     if gray.shape[0] < 3 or gray.shape[1] < 3:
         return Scores(float(gray.mean()), float(gray.std()), 0.0)
-    lap = (
-        gray[:-2, 1:-1] + gray[2:, 1:-1] + gray[1:-1, :-2] + gray[1:-1, 2:] - 4.0 * gray[1:-1, 1:-1]
-    )
+    lap = gray[:-2, 1:-1] + gray[2:, 1:-1] + gray[1:-1, :-2] + gray[1:-1, 2:] - 4.0 * gray[1:-1, 1:-1]
     return Scores(float(gray.mean()), float(gray.std()), float(lap.var()))
 
 

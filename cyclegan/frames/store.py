@@ -130,7 +130,8 @@ class DatasetStore:
     def kept_hashes(self, domain: str) -> list[int]:
         """dHashes of the frames kept in ``domain`` (for de-duplication across runs)."""
         return [
-            int(r["dhash"], 16) for r in self.records
+            int(r["dhash"], 16)
+            for r in self.records
             if r.get("kind") == "frame" and r.get("domain") == domain and r.get("status") == "kept" and r.get("dhash")
         ]
 
@@ -141,7 +142,11 @@ class DatasetStore:
         for split in SPLITS:
             folder = self.root / f"{split}{domain}"
             if folder.is_dir():
-                found += [p for p in sorted(folder.rglob("*")) if p.is_file() and p.relative_to(self.root).as_posix() not in listed]
+                found += [
+                    p
+                    for p in sorted(folder.rglob("*"))
+                    if p.is_file() and p.relative_to(self.root).as_posix() not in listed
+                ]
         return found
 
     # -- changes -------------------------------------------------------------------------------

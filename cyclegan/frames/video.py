@@ -24,7 +24,6 @@ from pathlib import Path
 import av
 from PIL import Image
 
-
 UNSPECIFIED_COLORSPACE = 2  # FFmpeg's AVCOL_SPC_UNSPECIFIED
 
 
@@ -61,8 +60,11 @@ class Sampling:
 
     def describe(self) -> dict[str, float | int | None]:
         return {
-            "every_seconds": self.every_seconds, "every_frames": self.every_frames, "count": self.count,
-            "start": self.start, "end": self.end,
+            "every_seconds": self.every_seconds,
+            "every_frames": self.every_frames,
+            "count": self.count,
+            "start": self.start,
+            "end": self.end,
         }
 
 
@@ -187,7 +189,9 @@ class VideoReader:
                     self._last_key = t
                 yield frame
         except av.FFmpegError as exc:
-            raise VideoError(f"{self.path}: decoding failed ({exc.strerror or exc}); the file is corrupt or truncated") from None
+            raise VideoError(
+                f"{self.path}: decoding failed ({exc.strerror or exc}); the file is corrupt or truncated"
+            ) from None
 
     def _seek(self, t: float) -> None:
         self._container.seek(int((t + self._t0) / self._tb), stream=self._stream, backward=True, any_frame=False)
@@ -298,7 +302,9 @@ class VideoReader:
         """(first, step, count) of the wanted times; count is inf for an open-ended video."""
         if sampling.count is not None:
             if math.isinf(end):
-                raise VideoError(f"{self.path}: the duration is unknown, so --count cannot spread frames; use --every-seconds")
+                raise VideoError(
+                    f"{self.path}: the duration is unknown, so --count cannot spread frames; use --every-seconds"
+                )
             step = (end - sampling.start) / sampling.count
             return sampling.start + 0.5 * step, step, sampling.count
         step = sampling.every_seconds

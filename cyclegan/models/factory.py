@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 from torch import nn
 
 from cyclegan.config import ModelConfig
@@ -31,7 +29,7 @@ def make_generator(
     return UnetGenerator(input_nc, output_nc, num_downs, ngf, norm=norm, use_dropout=use_dropout)
 
 
-def build_generator(model_cfg: ModelConfig, *, input_nc: Optional[int] = None, output_nc: Optional[int] = None) -> nn.Module:
+def build_generator(model_cfg: ModelConfig, *, input_nc: int | None = None, output_nc: int | None = None) -> nn.Module:
     """Generator per the config, weights initialised per ``init_type``/``init_gain``.
 
     ``input_nc``/``output_nc`` default to the config's; swap them for the B->A generator when they differ.
@@ -47,7 +45,7 @@ def build_generator(model_cfg: ModelConfig, *, input_nc: Optional[int] = None, o
     return init_weights(net, model_cfg.init_type, model_cfg.init_gain)
 
 
-def build_discriminator(model_cfg: ModelConfig, *, input_nc: Optional[int] = None) -> nn.Module:
+def build_discriminator(model_cfg: ModelConfig, *, input_nc: int | None = None) -> nn.Module:
     """Discriminator per the config (norm = ``norm_d or norm``), weights initialised.
 
     ``input_nc`` defaults to ``model_cfg.output_nc`` (D_A judges domain-B images, as in the original);

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 from torch import nn
 
@@ -14,7 +12,7 @@ def init_weights(
     net: nn.Module,
     init_type: str = "normal",
     init_gain: float = 0.02,
-    generator: Optional[torch.Generator] = None,
+    generator: torch.Generator | None = None,
 ) -> nn.Module:
     """Initialise conv/linear weights by ``init_type`` and zero their biases; BatchNorm gets N(1, gain).
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 from torch import nn
 
@@ -22,8 +20,8 @@ class UnetSkipConnectionBlock(nn.Module):
         self,
         outer_nc: int,
         inner_nc: int,
-        input_nc: Optional[int] = None,
-        submodule: Optional[nn.Module] = None,
+        input_nc: int | None = None,
+        submodule: nn.Module | None = None,
         outermost: bool = False,
         innermost: bool = False,
         norm: str = "instance",
@@ -60,7 +58,10 @@ class UnetSkipConnectionBlock(nn.Module):
 
 
 class UnetGenerator(nn.Module):
-    """U-Net with ``num_downs`` stride-2 levels: 7 for unet_128, 8 for unet_256 (sides must be multiples of 2**num_downs)."""
+    """U-Net with ``num_downs`` stride-2 levels: 7 for unet_128, 8 for unet_256.
+
+    Sides must be multiples of ``2**num_downs``.
+    """
 
     def __init__(
         self,
@@ -74,14 +75,16 @@ class UnetGenerator(nn.Module):
         super().__init__()
         if num_downs < 5:
             raise ValueError(f"num_downs must be >= 5, got {num_downs}")
-        self.kind = f"unet_{2 ** num_downs}"
+        self.kind = f"unet_{2**num_downs}"
         block = UnetSkipConnectionBlock(ngf * 8, ngf * 8, norm=norm, innermost=True)
         for _ in range(num_downs - 5):
             block = UnetSkipConnectionBlock(ngf * 8, ngf * 8, submodule=block, norm=norm, use_dropout=use_dropout)
         block = UnetSkipConnectionBlock(ngf * 4, ngf * 8, submodule=block, norm=norm)
         block = UnetSkipConnectionBlock(ngf * 2, ngf * 4, submodule=block, norm=norm)
         block = UnetSkipConnectionBlock(ngf, ngf * 2, submodule=block, norm=norm)
-        self.model = UnetSkipConnectionBlock(output_nc, ngf, input_nc=input_nc, submodule=block, outermost=True, norm=norm)
+        self.model = UnetSkipConnectionBlock(
+            output_nc, ngf, input_nc=input_nc, submodule=block, outermost=True, norm=norm
+        )
         self.size_multiple = 2**num_downs
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -6,7 +6,7 @@ Problems with the config or the data exit with code 2 and a one-line message (no
 from __future__ import annotations
 
 import sys
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import click
 
@@ -21,13 +21,22 @@ SETUP_ERRORS = (ConfigError, DatasetError, TrainingSetupError)
     name="train",
     context_settings={"help_option_names": ["-h", "--help"], "ignore_unknown_options": False},
 )
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
-              help="YAML preset, e.g. configs/tiny_cpu.yaml (defaults when left out).")
-@click.option("--resume", default=None, metavar="latest|PATH",
-              help="Continue the run in train.output_dir from its newest checkpoint, or from a checkpoint dir.")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="YAML preset, e.g. configs/tiny_cpu.yaml (defaults when left out).",
+)
+@click.option(
+    "--resume",
+    default=None,
+    metavar="latest|PATH",
+    help="Continue the run in train.output_dir from its newest checkpoint, or from a checkpoint dir.",
+)
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 @click.argument("overrides", nargs=-1)
-def train(config_path: Optional[str], resume: Optional[str], no_progress: bool, overrides: tuple[str, ...]) -> None:
+def train(config_path: str | None, resume: str | None, no_progress: bool, overrides: tuple[str, ...]) -> None:
     """Train a CycleGAN. OVERRIDES are section.key=value, e.g. train.max_steps=200 data.root=datasets/x.
 
     For several processes or GPUs run `accelerate launch train_accel.py ...` with the same arguments.
@@ -48,6 +57,6 @@ def train(config_path: Optional[str], resume: Optional[str], no_progress: bool, 
     click.echo(f"done: step {result.step}, epoch {result.epoch}, run dir {result.run_dir}", err=True)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     """Entry for ``train_accel.py`` / ``python -m``; exits with the command's code."""
     train.main(args=list(argv) if argv is not None else None, prog_name="train_accel.py")

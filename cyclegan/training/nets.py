@@ -27,7 +27,7 @@ class GeneratorPair(nn.Module):
         self.g_b = g_b
 
     @classmethod
-    def from_config(cls, model_cfg: ModelConfig) -> "GeneratorPair":
+    def from_config(cls, model_cfg: ModelConfig) -> GeneratorPair:
         return cls(build_generator(model_cfg), build_generator(model_cfg))
 
     def forward(self, real_a: torch.Tensor, real_b: torch.Tensor, identity: bool = True) -> dict[str, torch.Tensor]:
@@ -50,7 +50,7 @@ class DiscriminatorPair(nn.Module):
         self.d_b = d_b
 
     @classmethod
-    def from_config(cls, model_cfg: ModelConfig) -> "DiscriminatorPair":
+    def from_config(cls, model_cfg: ModelConfig) -> DiscriminatorPair:
         return cls(build_discriminator(model_cfg), build_discriminator(model_cfg))
 
     def forward(

@@ -74,9 +74,13 @@ class CycleGANStep:
         m.opt_d.step()
 
         losses = {
-            "loss/G_A": loss_g_a, "loss/G_B": loss_g_b,
-            "loss/cycle_A": loss_cycle_a, "loss/cycle_B": loss_cycle_b,
-            "loss/idt_A": loss_idt_a, "loss/idt_B": loss_idt_b,
-            "loss/D_A": loss_d_a, "loss/D_B": loss_d_b,
+            "loss/G_A": loss_g_a,
+            "loss/G_B": loss_g_b,
+            "loss/cycle_A": loss_cycle_a,
+            "loss/cycle_B": loss_cycle_b,
+            "loss/idt_A": loss_idt_a,
+            "loss/idt_B": loss_idt_b,
+            "loss/D_A": loss_d_a,
+            "loss/D_B": loss_d_b,
         }
         return {k: v.detach().float() for k, v in losses.items()}  # no host sync here

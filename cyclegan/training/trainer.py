@@ -7,7 +7,6 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import torch
 from accelerate import Accelerator, PartialState
@@ -49,7 +48,9 @@ def dump_rank_weights(rank: int, generators: torch.nn.Module, discriminators: to
     tensors = {f"G.{k}": v for k, v in generators.state_dict().items()}
     tensors.update({f"D.{k}": v for k, v in discriminators.state_dict().items()})
     Path(folder).mkdir(parents=True, exist_ok=True)
-    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(Path(folder) / f"rank{rank}.safetensors"))
+    save_file(
+        {k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(Path(folder) / f"rank{rank}.safetensors")
+    )
 
 
 def _fill_domain_names(cfg: Config) -> None:
@@ -79,7 +80,7 @@ def _cpu_threads(num_processes: int, workers: int) -> int:
     return min(threads, int(omp)) if omp.isdigit() and int(omp) > 0 else threads
 
 
-def train(cfg: Config, resume: Optional[str] = None, *, progress: bool = True) -> RunResult:
+def train(cfg: Config, resume: str | None = None, *, progress: bool = True) -> RunResult:
     """Train (or continue, with ``resume="latest"`` or a checkpoint path) the run in ``cfg.train.output_dir``.
 
     Everything that can be wrong with the config or the data raises before the first step:
@@ -89,7 +90,11 @@ def train(cfg: Config, resume: Optional[str] = None, *, progress: bool = True) -
     t = cfg.train
     run_dir = Path(t.output_dir)
     # cpu=True is also what makes torchrun / several processes on a CPU-only machine use gloo (MULTI_CPU).
-    force_cpu = not torch.cuda.is_available() or os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes")
+    force_cpu = not torch.cuda.is_available() or os.environ.get("ACCELERATE_USE_CPU", "").lower() in (
+        "1",
+        "true",
+        "yes",
+    )
     device = PartialState(cpu=force_cpu).device
     use_cuda = device.type == "cuda"
     precision = resolve_mixed_precision(t.mixed_precision, use_cuda)
@@ -130,7 +135,11 @@ def train(cfg: Config, resume: Optional[str] = None, *, progress: bool = True) -
     opt_d = torch.optim.Adam(discriminators.parameters(), lr=cfg.optim.lr, betas=betas)
     sampler = EpochShuffleSampler(len(dataset), t.seed, shuffle=not cfg.data.serial_batches)
     loader = DataLoader(
-        dataset, batch_size=t.batch_size, sampler=sampler, num_workers=workers, pin_memory=use_cuda,
+        dataset,
+        batch_size=t.batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        pin_memory=use_cuda,
         generator=torch.Generator().manual_seed(t.seed),  # keeps worker seeding off the global RNG
     )
     generators, discriminators, opt_g, opt_d, loader = accelerator.prepare(
@@ -223,7 +232,9 @@ def train(cfg: Config, resume: Optional[str] = None, *, progress: bool = True) -
                 elapsed = time.perf_counter() - window_start - overhead
                 record = {k: float(v) for k, v in losses.items()}
                 record.update(
-                    step=state.step, epoch=state.epoch, lr=sched_g.get_last_lr()[0],
+                    step=state.step,
+                    epoch=state.epoch,
+                    lr=sched_g.get_last_lr()[0],
                     it_per_s=window_steps / elapsed if elapsed > 0 else 0.0,
                 )
                 accelerator.log({k: v for k, v in record.items() if k != "step"}, step=state.step)

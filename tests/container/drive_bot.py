@@ -61,7 +61,9 @@ def wait_healthy(name: str, timeout: float) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--image", required=True)
-    parser.add_argument("--models", type=Path, required=True, help="folder to write the test model into (mounted at /models)")
+    parser.add_argument(
+        "--models", type=Path, required=True, help="folder to write the test model into (mounted at /models)"
+    )
     parser.add_argument("--timeout", type=float, default=90)
     args = parser.parse_args()
 
@@ -75,12 +77,24 @@ def main() -> None:
 
     with FakeBotApi(token) as api:
         podman(
-            "run", "-d", "--name", name, "--network", "host",
-            "-e", f"BOT_TOKEN={token}",
-            "-e", f"BOT_API_BASE_URL={api.base_url}",
-            "-e", f"BOT_API_FILE_URL={api.base_file_url}",
-            "-e", "BOT_POLL_TIMEOUT=2", "-e", "BOT_HEARTBEAT_SECONDS=2",
-            "-v", f"{args.models.resolve()}:/models:ro",
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            "host",
+            "-e",
+            f"BOT_TOKEN={token}",
+            "-e",
+            f"BOT_API_BASE_URL={api.base_url}",
+            "-e",
+            f"BOT_API_FILE_URL={api.base_file_url}",
+            "-e",
+            "BOT_POLL_TIMEOUT=2",
+            "-e",
+            "BOT_HEARTBEAT_SECONDS=2",
+            "-v",
+            f"{args.models.resolve()}:/models:ro",
             args.image,
         )
         try:
@@ -95,7 +109,9 @@ def main() -> None:
             assert methods == ["sendDocument", "sendMessage"], f"unexpected replies: {methods}"
             document = next(call for call in replies if call.method == "sendDocument").upload("document")
             got = np.asarray(Image.open(io.BytesIO(document.data)).convert("RGB"), dtype=np.int16)
-            want = np.asarray(Stylizer(model).stylize(Image.open(io.BytesIO(image_bytes)).convert("RGB")), dtype=np.int16)
+            want = np.asarray(
+                Stylizer(model).stylize(Image.open(io.BytesIO(image_bytes)).convert("RGB")), dtype=np.int16
+            )
             assert got.shape == want.shape, f"stylized size {got.shape} != expected {want.shape}"
             worst = int(np.abs(got - want).max())
             assert worst <= 1, f"container output differs from the host Stylizer by up to {worst}"
