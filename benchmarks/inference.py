@@ -35,9 +35,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cyclegan.models import init_weights, make_generator, size_multiple  # noqa: E402
+from cyclegan.contract.card import GeneratorCard  # noqa: E402
+from cyclegan.models import init_weights, make_generator  # noqa: E402
 from export import onnx_export, quantize, verify  # noqa: E402
-from serve.model_metadata import GeneratorCard  # noqa: E402
 
 Runner = Callable[[np.ndarray], np.ndarray]
 
@@ -63,7 +63,7 @@ def build_model(checkpoint: Path | None, fit_steps: int, seed: int) -> tuple[tor
         return module, card, f"checkpoint {checkpoint}"
     torch.manual_seed(seed)
     module = init_weights(make_generator("resnet_9blocks", ngf=64), "normal", 0.02)
-    card = GeneratorCard(generator="resnet_9blocks", ngf=64, size_multiple=size_multiple("resnet_9blocks"))
+    card = GeneratorCard(generator="resnet_9blocks", ngf=64)
     what = "random init N(0, 0.02)"
     if fit_steps > 0:
         start = time.perf_counter()

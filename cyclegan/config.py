@@ -1,36 +1,39 @@
 """Typed run configuration: dataclasses loaded from YAML, with ``key=value`` overrides.
 
-Every field is type-checked on load; unknown keys and out-of-range values raise
-:class:`ConfigError` naming the dotted key, so a typo in a YAML file or on the
-command line fails before any work starts.
+Every field is type-checked on load (:mod:`cyclegan.contract.typed`; numbers must be finite); unknown keys and
+out-of-range values raise :class:`ConfigError` naming the dotted key, so a typo in a YAML file or on the command
+line fails before any work starts. The architecture vocabulary (generator kinds, norms) is the card's
+(:mod:`cyclegan.contract.card`); the training-only choices are the Literals below, and the modules that act on
+them take their names from here.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import math
-import types
-import typing
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Any, Literal
 
 import yaml
 
+from cyclegan.contract import typed
+from cyclegan.contract.card import GeneratorKind, NormKind
+from cyclegan.contract.errors import ToolkitError
 
-class ConfigError(ValueError):
+
+class ConfigError(ToolkitError, ValueError):
     """A configuration value or key is invalid; the message names the dotted key."""
 
 
-GeneratorKind = Literal["resnet_9blocks", "resnet_6blocks", "unet_128", "unet_256"]
 DiscriminatorKind = Literal["basic", "n_layers", "pixel"]
-NormKind = Literal["instance", "batch", "none"]
 InitKind = Literal["normal", "xavier", "kaiming", "orthogonal"]
 GanMode = Literal["lsgan", "vanilla", "hinge"]
 SchedulerKind = Literal["linear", "cosine", "step", "constant"]
 Preprocess = Literal["resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none"]
 MixedPrecision = Literal["no", "bf16", "fp16", "auto"]
+# Accelerate's tracker names (accelerate.utils.LoggerType), for train.log_with.
+TRACKERS = ("tensorboard", "wandb", "trackio", "comet_ml", "aim", "mlflow", "clearml", "dvclive", "swanlab")
 
 
 @dataclass
@@ -154,10 +157,19 @@ class TrainConfig:
     compile: bool = False  # torch.compile on CUDA
     channels_last: bool = True  # applied on CUDA only
     deterministic: bool = False
-    tracker: Literal["tensorboard", "none"] = "tensorboard"
+    log_with: str = "tensorboard"  # Accelerate trackers, comma-separated (tensorboard, wandb, mlflow, ...) or none
+
+    @property
+    def trackers(self) -> list[str]:
+        """``log_with`` as Accelerate's ``log_with`` list (empty for ``none``)."""
+        names = [name.strip() for name in self.log_with.split(",") if name.strip()]
+        return [] if names == ["none"] else names
 
     def validate(self) -> None:
         _positive(self, "batch_size", "save_every", "keep_last", "log_every", "sample_every")
+        unknown = [name for name in self.trackers if name not in TRACKERS]
+        if unknown or not self.log_with.strip():
+            raise ConfigError(f"train.log_with: unknown tracker(s) {unknown}: use none or any of {', '.join(TRACKERS)}")
         if self.max_steps is not None and self.max_steps <= 0:
             raise ConfigError(f"train.max_steps must be > 0 or null, got {self.max_steps}")
         if self.ema_decay is not None and not 0 < self.ema_decay < 1:
@@ -185,7 +197,11 @@ class Config:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(self.to_yaml(), encoding="utf-8")
+        """Write the resolved config as YAML, atomically."""
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(self.to_yaml(), encoding="utf-8")
+        os.replace(tmp, path)
 
 
 def _positive(section: Any, *names: str) -> None:
@@ -205,82 +221,8 @@ _SECTION_PREFIX = {
 }
 
 
-def _coerce(value: Any, annotation: Any, key: str) -> Any:
-    """Check ``value`` against a field annotation, converting only where lossless."""
-    origin = get_origin(annotation)
-    if origin is Literal:
-        choices = get_args(annotation)
-        if isinstance(value, bool) and "no" in choices and value is False:
-            value = "no"  # YAML 1.1 reads a bare `no` (e.g. train.mixed_precision=no) as false
-        if value not in choices:
-            raise ConfigError(f"{key}: expected one of {', '.join(map(repr, choices))}, got {value!r}")
-        return value
-    if origin in (Union, types.UnionType):
-        args = get_args(annotation)
-        if value is None:
-            if type(None) in args:
-                return None
-            raise ConfigError(f"{key}: null is not allowed")
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(value, arg, key)
-            except ConfigError as exc:
-                errors.append(str(exc))
-        raise ConfigError(errors[0] if len(errors) == 1 else f"{key}: invalid value {value!r}")
-    if annotation is bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"{key}: expected true/false, got {value!r}")
-    if annotation is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        raise ConfigError(f"{key}: expected an integer, got {value!r}")
-    if annotation is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads "1e-3" (no dot) as a string
-            try:
-                number = float(value)
-            except ValueError:
-                pass
-            else:
-                if math.isfinite(number):
-                    return number
-        raise ConfigError(f"{key}: expected a number, got {value!r}")
-    if annotation is str:
-        if isinstance(value, str):
-            return value
-        raise ConfigError(f"{key}: expected a string, got {value!r}")
-    if dataclasses.is_dataclass(annotation):
-        return _build(annotation, value, key + ".")
-    raise TypeError(f"unsupported config annotation {annotation!r} for {key}")  # programming error
-
-
-def _build(cls: type, data: Any, prefix: str = "") -> Any:
-    where = prefix.rstrip(".") or "the config"
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    kwargs = {}
-    for key, value in data.items():
-        if key not in hints:
-            close = difflib.get_close_matches(str(key), names, n=1)
-            hint = f" (did you mean '{prefix}{close[0]}'?)" if close else f" (known: {', '.join(names)})"
-            raise ConfigError(f"unknown key '{prefix}{key}'{hint}")
-        kwargs[key] = _coerce(value, hints[key], prefix + key)
-    return cls(**kwargs)
-
-
 def config_from_dict(data: dict[str, Any]) -> Config:
-    return _build(Config, data).validate()
+    return typed.build(Config, data, ConfigError).validate()
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import click
 
+from cyclegan.contract.errors import EXIT_FAILED, ToolkitError, reports_errors
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -86,8 +88,10 @@ class DemoPlan:
         return self.out / "stylized"
 
 
-class StageFailed(RuntimeError):
-    pass
+class StageFailed(ToolkitError):
+    """A stage of the demo failed; its own output above says why."""
+
+    exit_code = EXIT_FAILED
 
 
 class StageClock:
@@ -109,8 +113,6 @@ class StageClock:
 def _env() -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("PYTHONUNBUFFERED", "1")
-    # The children share 2 cores: let each use them all but one stage at a time.
-    env.setdefault("TOKENIZERS_PARALLELISM", "false")
     return env
 
 
@@ -196,7 +198,7 @@ def schedule_overrides(plan: DemoPlan) -> list[str]:
 
     An epoch is one pass over the larger domain (batch 1), so the epoch count follows the dataset.
     """
-    from cyclegan.data import list_images
+    from cyclegan.contract.images import list_images
 
     per_epoch = max(len(list_images(plan.dataset / "trainA")), len(list_images(plan.dataset / "trainB")), 1)
     total = max(2, -(-plan.steps // per_epoch))
@@ -334,7 +336,7 @@ def write_summary(plan: DemoPlan, clock: StageClock, path: Path) -> Path:
     return path
 
 
-def report(plan: DemoPlan, clock: StageClock) -> None:
+def report(plan: DemoPlan) -> None:
     contact_sheet(plan, plan.out / "contact_sheet.png")
     loss_curves(plan, plan.out / "loss_curves.png")
 
@@ -349,7 +351,7 @@ def run_demo(plan: DemoPlan, *, clean: bool = False) -> StageClock:
     clock.run("train", train, plan, resume=not clean)
     clock.run("export", export, plan)
     clock.run("stylize", stylize, plan)
-    clock.run("report", report, plan, clock)
+    clock.run("report", report, plan)
     summary = write_summary(plan, clock, plan.out / "summary.txt")
     click.echo("\n" + summary.read_text())
     return clock
@@ -366,15 +368,13 @@ def run_demo(plan: DemoPlan, *, clean: bool = False) -> StageClock:
 @click.option("--clean", is_flag=True, help="Delete earlier outputs and start from nothing (default: resume).")
 @click.option("--steps", type=int, default=None, help="Training steps (default 1800, about 10 minutes on 2 cores).")
 @click.option("--small", is_flag=True, help="A tiny run (seconds), as the end-to-end test does.")
+@reports_errors
 def main(out: Path, clean: bool, steps: int | None, small: bool) -> None:
     """Run the whole pipeline on the embedded default data."""
     plan = DemoPlan.small(out) if small else DemoPlan(out=out)
     if steps is not None:
         plan.steps = steps
-    try:
-        run_demo(plan, clean=clean)
-    except (StageFailed, RuntimeError) as exc:
-        raise click.ClickException(str(exc)) from None
+    run_demo(plan, clean=clean)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,8 @@ import av
 import numpy as np
 from PIL import Image, ImageDraw
 
+from cyclegan.contract.errors import ToolkitError
+
 # (distribution, path inside it, licence note). Train photos give crops; test photos stay whole.
 TRAIN_PHOTOS = [
     ("scikit-image", "skimage/data/astronaut.png", "NASA, public domain"),
@@ -39,7 +41,7 @@ TEST_PHOTOS = [
 OUTLINE = (20, 20, 20)
 
 
-class AssetError(RuntimeError):
+class AssetError(ToolkitError):
     """A shipped photo could not be found (the ``demo`` extra is not installed)."""
 
 

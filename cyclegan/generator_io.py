@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import uuid
 from pathlib import Path
-from typing import Literal
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -18,13 +17,15 @@ from torch import nn
 
 import cyclegan
 from cyclegan.config import Config
-from cyclegan.models import generator_from_card, size_multiple
-from serve.model_metadata import METADATA_KEY, GeneratorCard, MetadataError
+from cyclegan.contract import pixels
+from cyclegan.contract.card import Direction, GeneratorCard
+from cyclegan.contract.errors import ToolkitError
+from cyclegan.models import generator_from_card
 
 PathLike = str | os.PathLike
 
 
-class GeneratorFileError(MetadataError):
+class GeneratorFileError(ToolkitError):
     """The file is not a readable safetensors generator, or its weights do not fit its card."""
 
 
@@ -63,7 +64,7 @@ def save_generator(path: PathLike, module: nn.Module, card: GeneratorCard) -> Pa
 
 def _header(path: Path) -> dict[str, str]:
     if not path.is_file():
-        raise FileNotFoundError(f"generator file not found: {path}")
+        raise GeneratorFileError(f"generator file not found: {path}")
     try:
         with safe_open(str(path), framework="pt") as fh:
             return fh.metadata() or {}
@@ -84,7 +85,18 @@ def load_generator(path: PathLike, device: str | torch.device = "cpu") -> tuple[
     path = Path(path)
     card = read_card(path)
     module = generator_from_card(card)
-    state = load_file(str(path), device=str(device))
+    try:
+        state = load_file(str(path), device=str(device))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise GeneratorFileError(
+            f"{path}: the weights cannot be read ({exc}); the file is truncated or corrupt"
+        ) from None
+    broken = [name for name, tensor in state.items() if tensor.is_floating_point() and not tensor.isfinite().all()]
+    if broken:
+        raise GeneratorFileError(
+            f"{path}: {len(broken)} weight tensor(s) hold NaN or infinite values (e.g. {broken[0]}): the training "
+            "diverged before these weights were written; use an earlier checkpoint"
+        )
     module.to(device)
     try:
         module.load_state_dict(state, strict=True)
@@ -97,11 +109,9 @@ def load_generator(path: PathLike, device: str | torch.device = "cpu") -> tuple[
 
 
 def card_from_config(
-    cfg: Config, direction: Literal["A2B", "B2A"], step: int = 0, epoch: int = 0, ema: bool = False
+    cfg: Config, direction: Direction, step: int = 0, epoch: int = 0, ema: bool = False
 ) -> GeneratorCard:
     """The card for one generator of a training run (A2B = G_A maps domain_a to domain_b)."""
-    if direction not in ("A2B", "B2A"):
-        raise ValueError(f"direction must be 'A2B' or 'B2A', got {direction!r}")
     m, d = cfg.model, cfg.data
     a2b = direction == "A2B"
     return GeneratorCard(
@@ -114,9 +124,8 @@ def card_from_config(
         direction=direction,
         source_domain=d.domain_a if a2b else d.domain_b,
         target_domain=d.domain_b if a2b else d.domain_a,
-        mean=(0.5, 0.5, 0.5),
-        std=(0.5, 0.5, 0.5),
-        size_multiple=size_multiple(m.generator),
+        mean=pixels.MEAN,
+        std=pixels.STD,
         train_size=d.crop_size,
         step=step,
         epoch=epoch,
@@ -126,4 +135,4 @@ def card_from_config(
     )
 
 
-__all__ = ["GeneratorFileError", "METADATA_KEY", "card_from_config", "load_generator", "read_card", "save_generator"]
+__all__ = ["GeneratorFileError", "card_from_config", "load_generator", "read_card", "save_generator"]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import get_args
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-GAN_MODES = ("lsgan", "vanilla", "hinge")
+from cyclegan.config import GanMode
 
 
 class GANLoss(nn.Module):
@@ -22,8 +24,8 @@ class GANLoss(nn.Module):
 
     def __init__(self, gan_mode: str = "lsgan", real_label: float = 1.0, fake_label: float = 0.0) -> None:
         super().__init__()
-        if gan_mode not in GAN_MODES:
-            raise ValueError(f"unknown gan_mode {gan_mode!r}: expected one of {', '.join(map(repr, GAN_MODES))}")
+        if gan_mode not in get_args(GanMode):
+            raise ValueError(f"unknown gan_mode {gan_mode!r}: expected one of {', '.join(get_args(GanMode))}")
         self.gan_mode = gan_mode
         self.real_label = real_label
         self.fake_label = fake_label

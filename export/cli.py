@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from cyclegan.contract.errors import reports_errors
+
 
 @click.command("export", context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("source", type=click.Path(path_type=Path))
@@ -66,6 +68,7 @@ import click
     help="Side in pixels for the speed report (0: skip timing).",
 )
 @click.option("--threads", type=click.IntRange(1), default=None, help="onnxruntime intra-op threads for checks.")
+@reports_errors
 def export(
     source: Path,
     out_dir: Path,
@@ -85,16 +88,11 @@ def export(
     Every model is checked against PyTorch with onnxruntime (several sizes, batch 2; max abs
     difference < 1e-4 for fp32); fp16/int8 variants report speed and PSNR against fp32.
     """
-    from export.sources import ExportError, resolve_sources
+    from export.sources import resolve_sources
 
-    try:  # cheap checks first, before torch is imported
-        resolve_sources(source, direction)
-    except ExportError as exc:
-        raise click.ClickException(str(exc)) from None
+    resolve_sources(source, direction)  # cheap checks first, before torch is imported
 
     from export.pipeline import ExportOptions, export_source
-    from export.quantize import CalibrationError
-    from export.verify import ParityError
 
     options = ExportOptions(
         precisions=tuple(dict.fromkeys(precisions or ("fp32",))),
@@ -106,10 +104,7 @@ def export(
         bench_side=bench_size,
         threads=threads,
     )
-    try:
-        reports = export_source(source, out_dir, options, direction=direction, name=name, echo=click.echo)
-    except (ExportError, ParityError, CalibrationError) as exc:
-        raise click.ClickException(str(exc)) from None
+    reports = export_source(source, out_dir, options, direction=direction, name=name, echo=click.echo)
     for report in reports:
         for variant in report.variants:
             click.echo(f"wrote {variant.path}")

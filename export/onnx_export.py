@@ -23,13 +23,13 @@ import onnx
 import torch
 from torch import nn
 
+from cyclegan.contract import sizes
+from cyclegan.contract.card import METADATA_KEY, GeneratorCard
+from cyclegan.contract.runtime import INPUT_NAME, OUTPUT_NAME
 from export.sources import ExportError
-from serve.model_metadata import METADATA_KEY, GeneratorCard
 
 log = logging.getLogger(__name__)
 
-INPUT_NAME = "input"
-OUTPUT_NAME = "output"
 DEFAULT_OPSET = 18
 Exporter = Literal["dynamo", "torchscript"]
 
@@ -39,9 +39,9 @@ def export_card(card: GeneratorCard, *, precision: str, opset: int, max_side: in
     return dataclasses.replace(card, precision=precision, opset=opset, max_side=max_side, extra=dict(card.extra))
 
 
-def example_side(size_multiple: int) -> int:
+def example_side(card: GeneratorCard) -> int:
     """A small legal side for the tracing example (reflect pads need sides larger than the pad)."""
-    return size_multiple * max(1, -(-64 // size_multiple))
+    return sizes.round_up(64, card.size_multiple, card.min_side)
 
 
 def to_onnx_proto(
@@ -53,7 +53,7 @@ def to_onnx_proto(
 ) -> tuple[onnx.ModelProto, str]:
     """Export ``module`` (in eval mode) to an in-memory ModelProto; returns it and the exporter used."""
     module = module.eval()
-    side = example_side(card.size_multiple)
+    side = example_side(card)
     # Batch 2 and distinct H/W: torch.export specialises dimensions whose example size is 1 or equal.
     example = torch.rand(2, card.input_nc, side, side + card.size_multiple) * 2 - 1
     order: list[Exporter] = ["dynamo", "torchscript"] if exporter == "auto" else [exporter]
@@ -146,12 +146,6 @@ def attach_card(proto: onnx.ModelProto, card: GeneratorCard) -> onnx.ModelProto:
     if card.project_version:
         proto.producer_version = card.project_version
     return proto
-
-
-def read_onnx_card(path: str | os.PathLike[str]) -> GeneratorCard:
-    """The card stored in an ONNX file (header only, as the server reads it)."""
-    proto = onnx.load(str(path), load_external_data=False)
-    return GeneratorCard.from_props({p.key: p.value for p in proto.metadata_props}, where=str(path))
 
 
 def check_io(proto: onnx.ModelProto) -> None:

@@ -15,10 +15,11 @@ import numpy as np
 import onnx
 from torch import nn
 
+from cyclegan.contract.card import DIRECTIONS, PRECISIONS, GeneratorCard
+from cyclegan.contract.sizes import round_up
 from export import onnx_export, quantize, verify
 from export.onnx_export import DEFAULT_OPSET
-from export.sources import DIRECTIONS, PRECISIONS, ExportError, default_name, output_path, resolve_sources
-from serve.model_metadata import GeneratorCard
+from export.sources import ExportError, default_name, output_path, resolve_sources
 
 DEFAULT_MAX_SIDE = 1024
 REDUCED_PSNR_WARN_DB = 30.0
@@ -94,7 +95,7 @@ def export_generator(
     else:
         calibration_files = []
     name = name or default_name(source, card)
-    max_side = card.size_multiple * max(1, options.max_side // card.size_multiple)
+    max_side = options.max_side
 
     proto, exporter = onnx_export.to_onnx_proto(module, card, opset=options.opset, exporter=options.exporter)  # type: ignore[arg-type]
     onnx_export.check_io(proto)
@@ -124,8 +125,8 @@ def export_generator(
 
         bench = _bench_input(card, options.bench_side)
         fp32_ms = verify.time_session(fp32_session, bench, options.bench_repeats) if bench is not None else None
-        eval_x = _eval_input(card, calibration_files)
-        fp32_eval = verify.run_session(fp32_session, eval_x)
+        eval_inputs = _eval_inputs(card, calibration_files)
+        fp32_eval = [verify.run_session(fp32_session, x) for x in eval_inputs]
         finals: list[tuple[Path, VariantReport]] = []
         for precision in options.precisions:
             final = output_path(out_dir, name, card.direction, precision)
@@ -138,15 +139,12 @@ def export_generator(
                 if precision == "fp16":
                     reduced = quantize.to_fp16(onnx.load(str(fp32_tmp)))
                 else:
-                    side = quantize.calibration_side(card)
-                    calibration = quantize.load_calibration_batch(calibration_files, card, side)
-                    reduced = quantize.to_int8(fp32_tmp, calibration)
+                    reduced = quantize.to_int8(fp32_tmp, quantize.load_calibration_inputs(calibration_files, card))
                 tmp = onnx_export.save_single_file(onnx_export.attach_card(reduced, variant_card), final)
                 tmp_files.append(tmp)
                 session = verify.make_session(tmp, options.threads)
-                variant = VariantReport(
-                    precision, final, psnr_db=verify.psnr(fp32_eval, verify.run_session(session, eval_x))
-                )
+                reduced_eval = [verify.run_session(session, x) for x in eval_inputs]
+                variant = VariantReport(precision, final, psnr_db=verify.psnr_over(fp32_eval, reduced_eval))
                 if bench is not None:
                     variant.ms_per_image = verify.time_session(session, bench, options.bench_repeats)
                     variant.bench_side = options.bench_side
@@ -203,16 +201,16 @@ def describe(variant: VariantReport, fp32_ms: float | None) -> str:
 def _bench_input(card: GeneratorCard, side: int) -> np.ndarray | None:
     if side <= 0:
         return None
-    side = verify.round_up(side, card.size_multiple)
+    side = round_up(side, card.size_multiple, card.min_side)
     return verify.random_input(1, card.input_nc, side, side, seed=123)
 
 
-def _eval_input(card: GeneratorCard, calibration_files: Sequence[Path]) -> np.ndarray:
+def _eval_inputs(card: GeneratorCard, calibration_files: Sequence[Path]) -> list[np.ndarray]:
     """Inputs for the reduced-precision PSNR: up to 4 calibration images, else a synthetic image."""
-    side = quantize.calibration_side(card)
     if calibration_files:
-        return quantize.load_calibration_batch(list(calibration_files)[:4], card, side)
-    return verify.random_input(2, card.input_nc, side, side, seed=7)
+        return quantize.load_calibration_inputs(list(calibration_files)[:4], card)
+    side = round_up(quantize.CALIBRATION_SIDE, card.size_multiple, card.min_side)
+    return [verify.random_input(2, card.input_nc, side, side, seed=7)]
 
 
 __all__ = [

@@ -4,9 +4,10 @@
   (``onnxruntime.transformers.float16``; onnxconverter-common is not a dependency). The graph keeps
   float32 ``input``/``output`` (the serving contract) and keeps normalisation layers in float32.
 * int8: ``onnxruntime.quantization.quantize_static`` in QDQ format, per-channel weights, activations
-  calibrated on real images from a folder, preprocessed as the stylizer does (resize, normalise with
-  the card's mean/std). Only Conv/ConvTranspose are quantized; InstanceNorm/BatchNorm, Tanh and the
-  residual adds stay float. (``quantize_dynamic`` would only touch MatMul/Gemm: useless for conv nets.)
+  calibrated on real images from a folder, prepared exactly as serving prepares them (the same
+  :mod:`cyclegan.contract` functions: open, fit to a side, to the model's space, pad to an allowed size).
+  Only Conv/ConvTranspose are quantized; InstanceNorm/BatchNorm, Tanh and the residual adds stay float.
+  (``quantize_dynamic`` would only touch MatMul/Gemm: useless for conv nets.)
 """
 
 from __future__ import annotations
@@ -19,19 +20,19 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from PIL import Image
 
-from export.onnx_export import INPUT_NAME
-from serve.model_metadata import GeneratorCard
+from cyclegan.contract import pixels, sizes
+from cyclegan.contract.card import GeneratorCard
+from cyclegan.contract.errors import ToolkitError
+from cyclegan.contract.images import IMAGE_EXTENSIONS, ImageInputError, list_images, open_image, prepare_image
+from cyclegan.contract.runtime import INPUT_NAME
 
-log = logging.getLogger(__name__)
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+CALIBRATION_SIDE = 256  # longest side of the calibration images (serving's preparation at this size)
 NORM_OPS = ("InstanceNormalization", "BatchNormalization", "LayerNormalization", "GroupNormalization")
 INT8_OPS = ["Conv", "ConvTranspose"]
 
 
-class CalibrationError(ValueError):
+class CalibrationError(ToolkitError, ValueError):
     """No usable calibration images; the message says what to pass."""
 
 
@@ -45,34 +46,27 @@ def list_calibration_images(folder: str | os.PathLike[str] | None, limit: int) -
     root = Path(folder)
     if not root.is_dir():
         raise CalibrationError(f"calibration folder not found: {root}")
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    files = list_images(root)
     if not files:
-        raise CalibrationError(f"no images ({', '.join(IMAGE_SUFFIXES)}) found under calibration folder {root}")
+        raise CalibrationError(
+            f"no images ({', '.join(sorted(IMAGE_EXTENSIONS))}) found under calibration folder {root}"
+        )
     return files[:limit]
 
 
-def calibration_side(card: GeneratorCard, side: int = 256) -> int:
-    multiple = card.size_multiple
-    return multiple * max(1, round(side / multiple))
-
-
-def preprocess(path: Path, card: GeneratorCard, side: int) -> np.ndarray:
-    """One image as the network sees it: RGB, ``side`` x ``side``, (x/255 - mean)/std, [1,C,H,W] float32."""
+def prepare(path: Path, card: GeneratorCard, max_side: int = CALIBRATION_SIDE) -> np.ndarray:
+    """One image as the network sees it in serving: ``[1, C, H, W]`` float32, padded to an allowed size."""
     try:
-        with Image.open(path) as image:
-            image = image.convert("RGB" if card.input_nc == 3 else "L").resize((side, side), Image.Resampling.BICUBIC)
-            pixels = np.asarray(image, dtype=np.float32) / 255.0
-    except (OSError, ValueError) as exc:
-        raise CalibrationError(f"cannot read calibration image {path}: {exc}") from None
-    if pixels.ndim == 2:
-        pixels = pixels[..., None]
-    mean = np.asarray(card.mean[: card.input_nc], dtype=np.float32)
-    std = np.asarray(card.std[: card.input_nc], dtype=np.float32)
-    return ((pixels - mean) / std).transpose(2, 0, 1)[None].astype(np.float32)
+        image = prepare_image(open_image(path), card.input_nc, max_side)
+    except ImageInputError as exc:
+        raise CalibrationError(f"calibration image {path}: {exc}") from None
+    array = np.asarray(image)
+    x = pixels.to_model((array if array.ndim == 3 else array[..., None])[None], card.mean, card.std)
+    return sizes.pad_centred(x, card.size_multiple, card.min_side)[0]
 
 
-def load_calibration_batch(files: Sequence[Path], card: GeneratorCard, side: int) -> np.ndarray:
-    return np.concatenate([preprocess(p, card, side) for p in files], axis=0)
+def load_calibration_inputs(files: Sequence[Path], card: GeneratorCard) -> list[np.ndarray]:
+    return [prepare(path, card) for path in files]
 
 
 def to_fp16(fp32_model: onnx.ModelProto) -> onnx.ModelProto:
@@ -126,10 +120,10 @@ def _toposort(graph: onnx.GraphProto) -> None:
 
 
 class _Reader:
-    """onnxruntime CalibrationDataReader over preprocessed images, one per call."""
+    """onnxruntime CalibrationDataReader over prepared images, one per call."""
 
-    def __init__(self, batch: np.ndarray) -> None:
-        self._items: Iterator[dict[str, np.ndarray]] = iter({INPUT_NAME: batch[i : i + 1]} for i in range(len(batch)))
+    def __init__(self, inputs: Sequence[np.ndarray]) -> None:
+        self._items: Iterator[dict[str, np.ndarray]] = iter({INPUT_NAME: x} for x in inputs)
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         return next(self._items, None)
@@ -138,7 +132,9 @@ class _Reader:
         pass
 
 
-def to_int8(fp32_path: str | os.PathLike[str], calibration: np.ndarray, *, per_channel: bool = True) -> onnx.ModelProto:
+def to_int8(
+    fp32_path: str | os.PathLike[str], calibration: Sequence[np.ndarray], *, per_channel: bool = True
+) -> onnx.ModelProto:
     """Static QDQ int8 quantisation of Conv/ConvTranspose, calibrated (MinMax) on ``calibration``."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 

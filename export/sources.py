@@ -11,13 +11,11 @@ import os
 import re
 from pathlib import Path
 
-from serve.model_metadata import GeneratorCard
-
-PRECISIONS = ("fp32", "fp16", "int8")
-DIRECTIONS = ("A2B", "B2A")
+from cyclegan.contract.card import DIRECTIONS, GeneratorCard
+from cyclegan.contract.errors import ToolkitError
 
 
-class ExportError(RuntimeError):
+class ExportError(ToolkitError):
     """An export step failed; the message says which model and what to do."""
 
 

@@ -12,15 +12,19 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-from export.onnx_export import INPUT_NAME, OUTPUT_NAME
+from cyclegan.contract.errors import EXIT_FAILED, ToolkitError
+from cyclegan.contract.runtime import INPUT_NAME, OUTPUT_NAME, session_options
+from cyclegan.contract.sizes import round_up
 
 # (height, width) before rounding up to the generator's size multiple: square, portrait, landscape.
 DEFAULT_SIZES: tuple[tuple[int, int], ...] = ((64, 64), (96, 128), (132, 100))
 FP32_TOLERANCE = 1e-4
 
 
-class ParityError(RuntimeError):
+class ParityError(ToolkitError):
     """onnxruntime and PyTorch disagree beyond the tolerance."""
+
+    exit_code = EXIT_FAILED
 
 
 @dataclass(frozen=True)
@@ -29,10 +33,6 @@ class ParityCase:
     height: int
     width: int
     max_abs_diff: float
-
-
-def round_up(value: int, multiple: int) -> int:
-    return multiple * max(1, -(-value // multiple))
 
 
 def parity_shapes(size_multiple: int, sizes: Sequence[tuple[int, int]] = DEFAULT_SIZES) -> list[tuple[int, int, int]]:
@@ -53,12 +53,8 @@ def parity_shapes(size_multiple: int, sizes: Sequence[tuple[int, int]] = DEFAULT
 
 
 def make_session(path: str | os.PathLike[str], threads: int | None = None) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    if threads:
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    """An onnxruntime CPU session with the serving settings (:func:`cyclegan.contract.runtime.session_options`)."""
+    return ort.InferenceSession(str(path), session_options(threads), providers=["CPUExecutionProvider"])
 
 
 def run_session(session: ort.InferenceSession, x: np.ndarray) -> np.ndarray:
@@ -114,6 +110,11 @@ def psnr(reference: np.ndarray, test: np.ndarray, data_range: float = 2.0) -> fl
     if mse == 0:
         return float("inf")
     return 10.0 * np.log10(data_range**2 / mse)
+
+
+def psnr_over(references: Sequence[np.ndarray], tests: Sequence[np.ndarray]) -> float:
+    """:func:`psnr` over several outputs of different sizes taken together."""
+    return psnr(np.concatenate([r.ravel() for r in references]), np.concatenate([t.ravel() for t in tests]))
 
 
 def time_session(session: ort.InferenceSession, x: np.ndarray, repeats: int = 3, warmup: int = 1) -> float:

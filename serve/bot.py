@@ -39,6 +39,7 @@ from telegram import Update
 from telegram.error import InvalidToken, NetworkError, TelegramError
 from telegram.ext import Application, ApplicationBuilder
 
+from cyclegan.contract.errors import EXIT_FAILED, ToolkitError
 from serve.bot_config import BotSettings, SettingsError, configure_logging, log_event
 from serve.bot_handlers import COMMANDS, StyleBot, StyleCatalog, StylizerLike
 from serve.bot_worker import InferencePool, RateLimiter
@@ -46,12 +47,12 @@ from serve.bot_worker import InferencePool, RateLimiter
 logger = logging.getLogger("serve.bot")
 
 STYLE_BOT_KEY = "style_bot"  # application.bot_data[STYLE_BOT_KEY] -> the StyleBot (settings, styles, pool)
-EXIT_BAD_SETTINGS = 2
-EXIT_CANNOT_START = 1
 
 
-class StartupError(RuntimeError):
+class StartupError(ToolkitError):
     """The bot cannot start (models, token, Bot API unreachable); the message says what to fix."""
+
+    exit_code = EXIT_FAILED
 
 
 def load_stylizers(settings: BotSettings) -> list[StylizerLike]:
@@ -192,14 +193,14 @@ def run_bot_from_env(environ: Mapping[str, str] | None = None) -> None:
         settings = BotSettings.from_env(environ)
     except SettingsError as exc:
         print(f"cyclegan bot: {exc}", file=sys.stderr)
-        raise SystemExit(EXIT_BAD_SETTINGS) from None
+        raise SystemExit(exc.exit_code) from None
     configure_logging(settings.log_level, secrets=[settings.token])
     try:
         run_bot(settings)
     except StartupError as exc:
         log_event(logger, "cannot_start", level=logging.CRITICAL, reason=str(exc))
         print(f"cyclegan bot: cannot start: {exc}", file=sys.stderr)
-        raise SystemExit(EXIT_CANNOT_START) from None
+        raise SystemExit(exc.exit_code) from None
 
 
 def healthcheck(environ: Mapping[str, str] | None = None) -> tuple[bool, str]:

@@ -44,6 +44,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
+from cyclegan.contract.errors import ToolkitError
+from cyclegan.contract.runtime import available_cpus
+
 DEFAULT_API_BASE_URL = "https://api.telegram.org/bot"
 DEFAULT_API_FILE_URL = "https://api.telegram.org/file/bot"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -54,16 +57,8 @@ _NO_TOKEN = "no bot token: set BOT_TOKEN or BOT_TOKEN_FILE"
 T = TypeVar("T")
 
 
-class SettingsError(ValueError):
+class SettingsError(ToolkitError, ValueError):
     """The environment does not describe a bot that can start; the message lists every problem."""
-
-
-def available_cpus() -> int:
-    """CPUs this process may run on (respects affinity/cgroup cpusets, unlike ``os.cpu_count``)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)

@@ -47,10 +47,10 @@ from telegram.ext import (
     filters,
 )
 
+from cyclegan.contract.card import GeneratorCard
+from cyclegan.contract.images import JPEG_QUALITY, ImageInputError, is_image_name, open_image
 from serve.bot_config import BotSettings, log_event
 from serve.bot_worker import InferencePool, PoolClosedError, QueueFullError, RateLimiter
-from serve.imageio import ImageInputError, open_image
-from serve.model_metadata import GeneratorCard
 
 logger = logging.getLogger("serve.bot")
 
@@ -58,7 +58,6 @@ Context = ContextTypes.DEFAULT_TYPE
 STYLE_KEY = "style"  # chat_data: key of the chosen style
 REPLY_AS_FILE_KEY = "reply_as_file"  # chat_data: answer photos with PNG files
 CALLBACK_PREFIX = "style:"
-JPEG_QUALITY = 92
 
 COMMANDS = (
     BotCommand("start", "what this bot does"),
@@ -154,12 +153,6 @@ def render(
     return Rendered(buffer.getvalue(), filename, as_file, image.size, output.size)
 
 
-def _openable_extensions() -> frozenset[str]:
-    """File extensions of formats Pillow can read (not just write, like .pdf)."""
-    Image.init()
-    return frozenset(ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN)
-
-
 def _megabytes(n: int) -> str:
     return f"{n / (1024 * 1024):.1f} MB"
 
@@ -177,7 +170,6 @@ class StyleBot:
         self.catalog = catalog
         self.pool = pool
         self.limiter = limiter
-        self._image_extensions = _openable_extensions()
 
     def register(self, application: Application) -> None:
         """Add every handler; order matters within a group (the first match wins)."""
@@ -354,8 +346,7 @@ class StyleBot:
         mime = (document.mime_type or "").lower()
         if mime.startswith("image/"):
             return True
-        suffix = PurePath(document.file_name or "").suffix.lower()
-        return mime in ("", "application/octet-stream") and suffix in self._image_extensions
+        return mime in ("", "application/octet-stream") and is_image_name(PurePath(document.file_name or ""))
 
     async def image(self, update: Update, context: Context) -> None:
         message = update.effective_message

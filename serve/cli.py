@@ -13,14 +13,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
-from PIL import Image
 from tqdm import tqdm
 
-from serve.imageio import DEFAULT_MAX_PIXELS, ImageInputError, open_image, output_format, save_image
+from cyclegan.contract.errors import ToolkitError, reports_errors
+from cyclegan.contract.images import (
+    DEFAULT_MAX_PIXELS,
+    ImageInputError,
+    is_image_name,
+    open_image,
+    output_format,
+    save_image,
+)
+from cyclegan.contract.video import is_video_name
 from serve.video import (
     DEFAULT_CRF,
     DEFAULT_PRESET,
-    VIDEO_EXTENSIONS,
     X264_PRESETS,
     VideoInputError,
     output_name,
@@ -31,12 +38,6 @@ if TYPE_CHECKING:
     from serve.stylizer import Stylizer
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
-
-
-def image_extensions() -> frozenset[str]:
-    """Extensions of the image formats Pillow can read (``.pdf`` and other write-only formats excluded)."""
-    Image.init()
-    return frozenset(ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN) - VIDEO_EXTENSIONS
 
 
 @dataclass(frozen=True)
@@ -53,11 +54,10 @@ class Plan:
     ignored: int = 0  # files in folders that are neither images nor videos
 
 
-def _kind(path: Path, images: frozenset[str]) -> str | None:
-    suffix = path.suffix.lower()
-    if suffix in VIDEO_EXTENSIONS:
+def _kind(path: Path) -> str | None:
+    if is_video_name(path):
         return "video"
-    if suffix in images:
+    if is_image_name(path):
         return "image"
     return None
 
@@ -90,7 +90,6 @@ def _walk(folder: Path, recursive: bool, skip: Path) -> Iterator[Path]:
 
 def plan_jobs(inputs: Sequence[Path], out: Path, *, fmt: str = "keep", recursive: bool = True) -> Plan:
     """Map inputs to output paths: files to ``OUT/name``, folder contents to ``OUT/relative/path``."""
-    images = image_extensions()
     plan = Plan([], [])
     taken: dict[Path, Path] = {}
     out_resolved = out.resolve()
@@ -106,13 +105,13 @@ def plan_jobs(inputs: Sequence[Path], out: Path, *, fmt: str = "keep", recursive
     for item in inputs:
         if item.is_dir():
             for path in _walk(item, recursive, out_resolved):
-                kind = _kind(path, images)
+                kind = _kind(path)
                 if kind is None:
                     plan.ignored += 1
                 else:
                     add(path, path.relative_to(item), kind)
         elif item.is_file():
-            add(item, Path(item.name), _kind(item, images) or "unknown")
+            add(item, Path(item.name), _kind(item) or "unknown")
         else:
             plan.problems.append(f"{item}: no such file or folder")
     return plan
@@ -216,6 +215,7 @@ def cli() -> None:
     help="Refuse images with more pixels than this (decompression-bomb guard).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@reports_errors
 def stylize(
     model: Path,
     inputs: tuple[Path, ...],
@@ -234,12 +234,9 @@ def stylize(
 
     Bad files are reported and skipped; the exit code is 1 if any input failed.
     """
-    from serve.stylizer import ModelLoadError, Stylizer  # onnxruntime loads only for this command
+    from serve.stylizer import Stylizer  # onnxruntime loads only for this command
 
-    try:
-        stylizer = Stylizer(model, threads=threads, max_side=max_side)
-    except ModelLoadError as exc:
-        raise click.ClickException(str(exc)) from None
+    stylizer = Stylizer(model, threads=threads, max_side=max_side)
     plan = plan_jobs(inputs, out, fmt=fmt, recursive=recursive)
     failed = list(plan.problems)
     for problem in plan.problems:
@@ -257,7 +254,7 @@ def stylize(
                 stylizer, job, max_side=max_side, max_pixels=max_pixels, crf=crf, preset=preset, progress=not quiet
             )
             done[kind] += 1
-        except (ImageInputError, VideoInputError) as exc:
+        except ToolkitError as exc:
             failed.append(f"{job.src}: {exc}")
             tqdm.write(f"failed: {job.src}: {exc}", file=sys.stderr)
         except Exception as exc:  # one bad file must not stop a folder run; say what it was

@@ -24,39 +24,21 @@ import av
 import numpy as np
 from tqdm import tqdm
 
-from serve.imageio import fit_size
+from cyclegan.contract.errors import ToolkitError
+from cyclegan.contract.sizes import fit_size
+from cyclegan.contract.video import BT709, MPEG_RANGE, UNSPECIFIED, untagged_colorspace
 
 if TYPE_CHECKING:  # onnxruntime stays unloaded until a model is (keeps `bot --healthcheck` light)
     from serve.stylizer import Stylizer
 
-VIDEO_EXTENSIONS = frozenset(
-    {
-        ".mp4",
-        ".m4v",
-        ".mov",
-        ".mkv",
-        ".webm",
-        ".avi",
-        ".mpg",
-        ".mpeg",
-        ".ts",
-        ".mts",
-        ".m2ts",
-        ".flv",
-        ".wmv",
-        ".3gp",
-        ".ogv",
-    }
-)
 # Output containers that hold H.264; any other input extension is written as .mp4.
 OUTPUT_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
 DEFAULT_CRF = 18
-BT709, UNSPECIFIED, MPEG_RANGE = 1, 2, 1  # FFmpeg's AVColorSpace/AVColorPrimaries/AVColorRange values
 DEFAULT_PRESET = "medium"
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
 
-class VideoInputError(ValueError):
+class VideoInputError(ToolkitError, ValueError):
     """The input cannot be read as a video (not a video, no video stream, corrupt); the message says which."""
 
 
@@ -227,7 +209,7 @@ def _transcode(
                     scale = resize or (frame.width, frame.height) != (decode_w, decode_h)
                     kwargs = {"width": decode_w, "height": decode_h, "interpolation": "LANCZOS"} if scale else {}
                     if frame.colorspace == UNSPECIFIED:  # untagged: guess like players do (HD -> BT.709)
-                        kwargs["src_colorspace"] = "ITU709" if coded_h >= 720 else "ITU601"
+                        kwargs["src_colorspace"] = untagged_colorspace(coded_h)
                     pixels = frame.to_ndarray(format="rgb24", **kwargs)
                     if rotation:
                         pixels = np.rot90(pixels, k=rotation // 90)

@@ -2,7 +2,7 @@
 
 They follow the export contract (docs/TEAM_CONTRACTS.md): one float32 NCHW input ``input`` and one
 output ``output`` with dynamic batch/height/width, and ``metadata_props["cyclegan"]`` holding a
-:class:`~serve.model_metadata.GeneratorCard`. Like a real ResNet generator they *refuse* inputs whose
+:class:`~cyclegan.contract.card.GeneratorCard`. Like a real ResNet generator they *refuse* inputs whose
 height or width is not a multiple of ``size_multiple`` (a SpaceToDepth/DepthToSpace pair, an identity
 that only accepts such sizes), so a test passing through them proves the stylizer pads correctly.
 
@@ -23,7 +23,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from serve.model_metadata import METADATA_KEY, GeneratorCard
+from cyclegan.contract.card import METADATA_KEY, GeneratorCard
 
 Kind = Literal["permute", "conv"]
 OPSET = 17

@@ -23,9 +23,9 @@ from fake_bot_api import ApiCall, FakeBotApi
 from onnx_models import make_test_model
 from PIL import Image
 
+from cyclegan.contract.images import open_image
 from serve.bot import build_application, load_stylizers, run_application, style_bot_of
 from serve.bot_config import BotSettings, configure_logging
-from serve.imageio import open_image
 from serve.stylizer import Stylizer
 
 TOKEN = "123456789:AAH-test_secret-0123456789abcdef"

@@ -66,8 +66,9 @@ def test_exponent_without_dot_is_a_number() -> None:
     assert load_config(None, ["optim.lr=1e-3"]).optim.lr == pytest.approx(1e-3)
     with pytest.raises(ConfigError, match="optim.lr: expected a number"):
         load_config(None, ["optim.lr=fast"])
-    with pytest.raises(ConfigError, match="optim.lr: expected a number"):
-        load_config(None, ["optim.lr=nan"])
+    for value in ("nan", ".nan", ".inf", "-.inf", "1e999"):  # strings, YAML infinities/NaN, overflow
+        with pytest.raises(ConfigError, match="optim.lr: expected a finite number"):
+            load_config(None, [f"optim.lr={value}"])
 
 
 @pytest.mark.parametrize(

@@ -12,15 +12,9 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from cyclegan.config import DataConfig
-from cyclegan.data import (
-    DatasetError,
-    ImageTransform,
-    UnpairedImageDataset,
-    default_num_workers,
-    list_images,
-    load_fixed_images,
-    read_domain_names,
-)
+from cyclegan.contract.images import list_images
+from cyclegan.contract.layout import DatasetError, read_domain_names
+from cyclegan.data import ImageTransform, UnpairedImageDataset, default_num_workers, load_fixed_images
 
 
 def _noise_image(path: Path, size: tuple[int, int], seed: int) -> Path:

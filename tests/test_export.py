@@ -17,13 +17,13 @@ from click.testing import CliRunner
 
 from cyclegan.cli import main as cyclegan_main
 from cyclegan.config import Config, DataConfig, ModelConfig
+from cyclegan.contract.card import GeneratorCard
 from cyclegan.generator_io import card_from_config, read_card, save_generator
 from cyclegan.models import build_generator
 from export.cli import export as export_command
-from export.onnx_export import read_onnx_card
 from export.pipeline import ExportOptions, export_generator, output_path
 from export.verify import ParityError, check_parity, make_session, random_input, run_session
-from serve.model_metadata import GeneratorCard
+from serve.stylizer import Stylizer
 
 REPO = Path(__file__).resolve().parents[1]
 # Small widths keep every export a few seconds; unet_256 needs 8 levels, so its ngf is tiny.
@@ -104,7 +104,7 @@ def test_dynamic_batch_and_sizes_in_onnxruntime(exported) -> None:
 def test_metadata_is_the_safetensors_card_plus_export_fields(exported) -> None:
     source, report = exported
     (variant,) = report.variants
-    stored = read_onnx_card(variant.path)
+    stored = Stylizer(variant.path).card
     expected = dataclasses.replace(read_card(source), precision="fp32", opset=18, max_side=1024)
     assert stored == expected
     assert stored.step == 123 and stored.source_domain == "photo" and stored.target_domain == "cartoon"
@@ -195,14 +195,14 @@ def test_run_folder_both_directions_with_int8_and_fp16(tmp_path: Path) -> None:
     assert "ms/image at 32px" in result.output
 
     int8_path = output_path(out, "export test", "B2A", "int8")
-    card = read_onnx_card(int8_path)
+    card = Stylizer(int8_path).card
     assert (card.direction, card.precision, card.max_side, card.source_domain) == ("B2A", "int8", 700, "cartoon")
     ops = [n.op_type for n in onnx.load(str(int8_path)).graph.node]
     assert ops.count("QuantizeLinear") > 0 and ops.count("DequantizeLinear") > 0
     assert "InstanceNormalization" in ops  # normalisation stays float
     fp16 = onnx.load(str(output_path(out, "export test", "A2B", "fp16")))
     assert fp16.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT  # the serving contract
-    assert read_onnx_card(output_path(out, "export test", "A2B", "fp16")).precision == "fp16"
+    assert Stylizer(output_path(out, "export test", "A2B", "fp16")).card.precision == "fp16"
 
     x = random_input(1, 3, 64, 48)
     reference = run_session(make_session(output_path(out, "export test", "B2A", "fp32")), x)
@@ -222,7 +222,7 @@ def test_corrupt_safetensors_is_a_clear_error(tmp_path: Path) -> None:
     bad = tmp_path / "A2B.safetensors"
     bad.write_bytes(os.urandom(64))
     result = CliRunner().invoke(cyclegan_main, ["export", str(bad), "--out", str(tmp_path / "out")])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # the input is unusable: nothing was done
     assert "cannot load generator" in result.output and str(bad) in result.output
     assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
 

@@ -100,7 +100,8 @@ def test_cyclegan_data_reads_what_frames_and_images_write(tmp_path):
     from media import write_h264
 
     from cyclegan.config import DataConfig
-    from cyclegan.data import UnpairedImageDataset, read_domain_names
+    from cyclegan.contract.layout import read_domain_names
+    from cyclegan.data import UnpairedImageDataset
     from cyclegan.frames.pipeline import build_from_videos
 
     _photos(tmp_path / "src")

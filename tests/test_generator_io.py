@@ -11,9 +11,9 @@ from safetensors.torch import save_file
 
 import cyclegan
 from cyclegan.config import load_config
+from cyclegan.contract.card import CardError, GeneratorCard
 from cyclegan.generator_io import GeneratorFileError, card_from_config, load_generator, read_card, save_generator
 from cyclegan.models import build_generator
-from serve.model_metadata import GeneratorCard, MetadataError
 
 
 @pytest.fixture()
@@ -44,7 +44,7 @@ def test_card_from_config(cfg) -> None:
     assert a2b.project_version == cyclegan.__version__
     b2a = card_from_config(cfg, "B2A")
     assert (b2a.direction, b2a.source_domain, b2a.target_domain) == ("B2A", "cartoon", "photo")
-    with pytest.raises(ValueError, match="'A2B' or 'B2A'"):
+    with pytest.raises(ValueError, match="direction must be one of A2B, B2A"):
         card_from_config(cfg, "AtoB")  # type: ignore[arg-type]
 
 
@@ -116,7 +116,7 @@ def test_torch_compile_wrapper_names_are_stripped(tmp_path) -> None:
 
 
 def test_errors_are_clear(tmp_path, cfg) -> None:
-    with pytest.raises(FileNotFoundError, match="generator file not found"):
+    with pytest.raises(GeneratorFileError, match="generator file not found"):
         read_card(tmp_path / "missing.safetensors")
     junk = tmp_path / "junk.safetensors"
     junk.write_bytes(b"this is not a safetensors file at all")
@@ -124,7 +124,7 @@ def test_errors_are_clear(tmp_path, cfg) -> None:
         load_generator(junk)
     no_card = tmp_path / "plain.safetensors"
     save_file({"w": torch.zeros(2)}, str(no_card))
-    with pytest.raises(MetadataError, match="no 'cyclegan' metadata"):
+    with pytest.raises(CardError, match="no 'cyclegan' metadata"):
         read_card(no_card)
     wrong = tmp_path / "wrong.safetensors"
     save_generator(wrong, build_generator(cfg.model), GeneratorCard(generator="resnet_9blocks", ngf=4, norm="batch"))

@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
 from cyclegan.config import ModelConfig
-from cyclegan.models import (
-    GENERATOR_KINDS,
-    InputSizeError,
-    build_discriminator,
-    build_generator,
-    check_input_size,
-    crop_back,
-    generator_from_card,
-    init_weights,
-    make_generator,
-    pad_to_multiple,
-    size_multiple,
-)
-from serve.model_metadata import GeneratorCard
+from cyclegan.contract.card import GENERATOR_KINDS, GeneratorCard
+from cyclegan.contract.sizes import InputSizeError, check_input_size, pad_centred, size_multiple
+from cyclegan.models import build_discriminator, build_generator, generator_from_card, init_weights, make_generator
 
 
 def n_params(net: torch.nn.Module) -> int:
@@ -155,28 +145,27 @@ def test_generator_forward_raises_clear_size_error(kind: str, size: tuple[int, i
         net(torch.zeros(1, 3, *size))
 
 
-def test_pad_to_multiple_and_crop_back_round_trip() -> None:
-    x = torch.rand(2, 3, 37, 50)
-    padded, size = pad_to_multiple(x, 4)
-    assert padded.shape == (2, 3, 40, 52) and size == (37, 50)
-    assert torch.equal(crop_back(padded, size), x)
-    # reflect: the first padded row mirrors the row above the last one
-    assert torch.equal(padded[..., 37, :50], x[..., 35, :])
+def test_pad_centred_then_crop_gives_the_network_an_allowed_size() -> None:
+    x = np.random.default_rng(0).random((2, 3, 37, 50), dtype=np.float32)
+    padded, (top, left) = pad_centred(x, 4, 8)
+    assert padded.shape == (2, 3, 40, 52) and (top, left) == (1, 1)
+    assert np.array_equal(padded[..., top : top + 37, left : left + 50], x)
+    # reflect: the row above the image mirrors its second row
+    assert np.array_equal(padded[..., 0, 1:51], x[..., 1, :])
     net = make_generator("resnet_6blocks", ngf=2).eval()
     with torch.no_grad():
-        assert crop_back(net(padded), size).shape == x.shape
-    same, size = pad_to_multiple(x[..., :36, :48], 4)
-    assert same.shape[-2:] == (36, 48)
+        y = net(torch.from_numpy(padded)).numpy()[..., top : top + 37, left : left + 50]
+    assert y.shape == x.shape
+    same, offsets = pad_centred(x[..., :36, :48], 4, 8)
+    assert same.shape[-2:] == (36, 48) and offsets == (0, 0)
 
 
-def test_pad_falls_back_to_replicate_for_tiny_images() -> None:
-    x = torch.rand(3, 5, 3)  # unbatched, pad of 251/253 is larger than the sides
-    padded, size = pad_to_multiple(x, 256)
-    assert padded.shape == (3, 256, 256)
-    assert torch.equal(padded[:, 255, :3], x[:, 4, :])
-    assert torch.equal(crop_back(padded, size), x)
-    with pytest.raises(ValueError, match="multiple must be > 0"):
-        pad_to_multiple(x, 0)
+def test_pad_centred_falls_back_to_edge_for_tiny_images() -> None:
+    x = np.random.default_rng(1).random((3, 5, 3), dtype=np.float32)  # pads of 251/253 exceed the sides
+    padded, (top, left) = pad_centred(x, 256)
+    assert padded.shape == (3, 256, 256) and (top, left) == (125, 126)
+    assert np.array_equal(padded[:, 255, left : left + 3], x[:, 4, :])
+    assert np.array_equal(padded[:, top : top + 5, left : left + 3], x)
 
 
 def test_init_weights_distribution_and_errors() -> None:

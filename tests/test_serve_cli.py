@@ -105,7 +105,7 @@ def test_unknown_extensions_are_probed(tmp_path: Path) -> None:
 def test_bad_model_is_a_clear_error(tmp_path: Path) -> None:
     image = rng_png(tmp_path / "x.png", 8, 8)
     result = CliRunner().invoke(cli, ["stylize", str(tmp_path / "none.onnx"), str(image), "--out", str(tmp_path / "o")])
-    assert result.exit_code == 1 and "does not exist" in result.output
+    assert result.exit_code == 2 and "does not exist" in result.output  # 2: nothing could be done
 
 
 def test_serving_runs_with_torch_blocked(tmp_path: Path) -> None:
@@ -123,7 +123,7 @@ def test_serving_runs_with_torch_blocked(tmp_path: Path) -> None:
                 return None
 
         sys.meta_path.insert(0, Blocked())
-        import serve.bot, serve.cli, serve.imageio, serve.stylizer, serve.video
+        import serve.bot, serve.cli, serve.stylizer, serve.video
         sys.argv = ["python -m serve", "stylize", {str(model)!r}, {str(tmp_path / "in")!r},
                     "--out", {str(tmp_path / "out")!r}, "--quiet"]
         try:

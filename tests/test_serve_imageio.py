@@ -1,4 +1,4 @@
-"""serve.imageio: every Pillow mode to RGB, EXIF orientation, pixel limits from the header, bad inputs."""
+"""cyclegan.contract.images: every Pillow mode to RGB, EXIF orientation, pixel limits from the header, bad inputs."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from serve.imageio import ImageInputError, open_image, save_image, to_rgb
+from cyclegan.contract.images import ImageInputError, open_image, save_image, to_rgb
 
 
 def encode(image: Image.Image, fmt: str = "PNG", **options) -> bytes:
@@ -82,7 +82,7 @@ def test_pixel_limit_is_checked_from_the_header_without_global_changes() -> None
     with pytest.raises(ImageInputError, match=r"over the limit of 1\.0 megapixels"):
         open_image(png_header_only(3000, 1000), max_pixels=1_000_000)  # no pixel data to decode
     # Beyond Pillow's own bomb threshold (2 x MAX_IMAGE_PIXELS) it is still an ImageInputError.
-    with pytest.raises(ImageInputError, match="too many pixels.*limit here is 1.0 megapixels"):
+    with pytest.raises(ImageInputError, match="too many pixels.*the limit is 1.0 megapixels"):
         open_image(png_header_only(100_000, 100_000), max_pixels=1_000_000)
     with pytest.raises(ImageInputError, match="megapixels"):
         open_image(encode(Image.new("RGB", (200, 100))), max_pixels=19_999)

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from synthetic import make_permuted_dataset
 
 from cyclegan.training import precision
-from cyclegan.training.checkpoint import MARKER, list_checkpoints, resolve_resume
+from cyclegan.training.checkpoint import MARKER, list_checkpoints, resume_candidates
 from cyclegan.training.cli import train as train_cmd
 from cyclegan.training.errors import TrainingSetupError
 from cyclegan.training.nets import Ema
@@ -27,7 +27,7 @@ TINY = [
     "data.crop_size=32",
     "data.num_workers=0",
     "data.test_images=2",
-    "train.tracker=none",
+    "train.log_with=none",
     "train.log_every=1",
 ]
 
@@ -143,9 +143,9 @@ def test_latest_ignores_partial_and_unmarked_checkpoints(tmp_path):
             (d / MARKER).write_text("{}")
     (ckpt / ".tmp-step_00000008").mkdir()
     assert [s for s, _ in list_checkpoints(ckpt)] == [2, 4]
-    assert resolve_resume("latest", ckpt).name == "step_00000004"
+    assert resume_candidates("latest", ckpt)[0].name == "step_00000004"
     with pytest.raises(TrainingSetupError, match="not a complete checkpoint"):
-        resolve_resume(str(ckpt / "step_00000006"), ckpt)
+        resume_candidates(str(ckpt / "step_00000006"), ckpt)
 
 
 def test_sampler_order_is_a_function_of_seed_and_epoch():

@@ -46,7 +46,7 @@ def test_learns_channel_permutation(tmp_path):
         "optim.scheduler=constant",
         "optim.n_epochs=100",
         "train.mixed_precision=auto",
-        "train.tracker=none",
+        "train.log_with=none",
         f"train.save_every={STEPS}",
         f"train.sample_every={STEPS}",
         "train.log_every=50",

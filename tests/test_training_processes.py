@@ -19,11 +19,11 @@ from safetensors.torch import load_file
 from synthetic import make_permuted_dataset
 
 from cyclegan.config import load_config
-from cyclegan.training.checkpoint import FAULT_ENV, list_checkpoints
+from cyclegan.training.checkpoint import list_checkpoints
 from cyclegan.training.nets import GeneratorPair
-from cyclegan.training.trainer import WEIGHTS_DUMP_ENV
 
 REPO = Path(__file__).resolve().parents[1]
+HOOKED = REPO / "tests" / "hooked_train.py"  # train_accel.py plus --fault / --dump-weights
 TIMEOUT = 240
 
 
@@ -44,14 +44,14 @@ def _args(root: Path, out: Path, *extra: str) -> list[str]:
         # 'no' quoted: YAML reads a bare no as false
         "train.deterministic=true",
         "train.mixed_precision='no'",
-        "train.tracker=none",
+        "train.log_with=none",
         "train.log_every=1",
         *extra,
     ]
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in (FAULT_ENV, WEIGHTS_DUMP_ENV)}
+    env = dict(os.environ)
     env.update(OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", **extra)
     return env
 
@@ -72,9 +72,9 @@ def _train(args: list[str], **env: str) -> subprocess.CompletedProcess:
 def _run_until_fault_then_kill(args: list[str], fault: str) -> None:
     """Start training with a fault hook that stalls at ``fault``, wait for it, then SIGKILL the process."""
     proc = subprocess.Popen(
-        [sys.executable, str(REPO / "train_accel.py"), *args],
+        [sys.executable, str(HOOKED), "--fault", fault, *args],
         cwd=REPO,
-        env=_env(**{FAULT_ENV: fault}),
+        env=_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -184,12 +184,12 @@ def test_two_processes_ddp_gloo_identical_weights(dataset, tmp_path):
         "127.0.0.1",
         "--master_port",
         str(_free_port()),
-        str(REPO / "train_accel.py"),
+        str(HOOKED),
+        "--dump-weights",
+        str(dump),
         *_args(dataset, run, "train.max_steps=3", "train.save_every=2", "train.deterministic=false"),
     ]
-    proc = subprocess.run(
-        cmd, cwd=REPO, env=_env(**{WEIGHTS_DUMP_ENV: str(dump)}), capture_output=True, text=True, timeout=TIMEOUT
-    )
+    proc = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=TIMEOUT)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-4000:]
     assert "reduction" not in proc.stderr
     rank0, rank1 = load_file(dump / "rank0.safetensors"), load_file(dump / "rank1.safetensors")
@@ -210,7 +210,7 @@ def test_two_processes_ddp_gloo_identical_weights(dataset, tmp_path):
 
 def test_bf16_on_cpu_runs_with_finite_losses(dataset, tmp_path):
     run = tmp_path / "run"
-    proc = _train(_args(dataset, run, "train.max_steps=3", "train.mixed_precision=bf16", "train.tracker=tensorboard"))
+    proc = _train(_args(dataset, run, "train.max_steps=3", "train.mixed_precision=bf16", "train.log_with=tensorboard"))
     assert "done: step 3" in proc.stderr
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [1, 2, 3]

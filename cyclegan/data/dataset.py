@@ -11,9 +11,9 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from cyclegan.config import DataConfig
-from cyclegan.data.layout import DatasetError, domain_images
+from cyclegan.contract.images import ImageInputError, open_image
+from cyclegan.contract.layout import DatasetError, domain_images
 from cyclegan.data.transforms import ImageTransform
-from cyclegan.frames.rgb import IMAGE_ERRORS, open_rgb
 
 
 def item_seed(seed: int, epoch: int, index: int) -> int:
@@ -33,7 +33,12 @@ class UnpairedImageDataset(Dataset):
     """
 
     def __init__(
-        self, root: str | Path, phase: str = "train", data_cfg: DataConfig | None = None, seed: int = 0
+        self,
+        root: str | Path,
+        phase: str = "train",
+        data_cfg: DataConfig | None = None,
+        seed: int = 0,
+        size_multiple: int = 4,
     ) -> None:
         self.root = Path(root)
         self.phase = phase
@@ -43,7 +48,7 @@ class UnpairedImageDataset(Dataset):
         self.paths_a = domain_images(self.root, phase, "A", self.cfg.max_dataset_size)
         self.paths_b = domain_images(self.root, phase, "B", self.cfg.max_dataset_size)
         self.random_pairs = phase == "train" and not self.cfg.serial_batches
-        self.transform = ImageTransform.from_config(self.cfg, random=phase == "train")
+        self.transform = ImageTransform.from_config(self.cfg, random=phase == "train", size_multiple=size_multiple)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -68,8 +73,9 @@ class UnpairedImageDataset(Dataset):
         }
 
     def validate(self) -> UnpairedImageDataset:
-        """Open every image's header; DatasetError listing the unreadable files (up to 10)."""
-        bad = [f"{path} ({reason})" for path in self.paths_a + self.paths_b if (reason := _header_problem(path))]
+        """Decode every image once (a truncated file passes a header check but stops training mid-epoch);
+        :class:`DatasetError` lists the unusable files (up to 10)."""
+        bad = [f"{path} ({reason})" for path in self.paths_a + self.paths_b if (reason := _problem(path))]
         if bad:
             more = f" and {len(bad) - 10} more" if len(bad) > 10 else ""
             raise DatasetError(
@@ -83,16 +89,14 @@ class UnpairedImageDataset(Dataset):
 
 def load_image(path: Path) -> Image.Image:
     try:
-        return open_rgb(path)
-    except IMAGE_ERRORS as exc:
+        return open_image(path)
+    except ImageInputError as exc:
         raise DatasetError(f"cannot read image {path}: {exc}: delete or replace the file") from None
 
 
-def _header_problem(path: Path) -> str | None:
+def _problem(path: Path) -> str | None:
     try:
-        with Image.open(path) as image:
-            if image.width <= 0 or image.height <= 0:
-                return "empty image"
-    except IMAGE_ERRORS as exc:
-        return str(exc) or type(exc).__name__
+        open_image(path)
+    except ImageInputError as exc:
+        return str(exc)
     return None

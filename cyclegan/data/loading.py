@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 from PIL import Image
 
+from cyclegan.contract.images import list_images
+from cyclegan.contract.layout import DatasetError, domain_dir
+from cyclegan.contract.runtime import available_cpus
 from cyclegan.data.dataset import load_image
-from cyclegan.data.layout import DatasetError, domain_dir, list_images
-from cyclegan.data.transforms import to_tensor
-
-
-def available_cpus() -> int:
-    """CPUs this process may run on (respects taskset/cgroup affinity where the OS reports it)."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
+from cyclegan.models.pixels import image_to_model
 
 
 def default_num_workers(cpus: int | None = None) -> int:
@@ -52,7 +46,7 @@ def load_fixed_images(root: str | Path, domain: str, n: int, size: int) -> torch
             f"no images in {domain_dir(root, 'test', domain)} or {domain_dir(root, 'train', domain)}: "
             f"create them with `cyclegan frames` or `cyclegan images --domain {domain}`"
         )
-    tensors = [to_tensor(_square(load_image(path), size)) for path in paths[:n]]
+    tensors = [image_to_model(_square(load_image(path), size)) for path in paths[:n]]
     return torch.stack(tensors) if tensors else torch.empty(0, 3, size, size)
 
 

@@ -16,8 +16,7 @@ from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as F
 
 from cyclegan.config import DataConfig, Preprocess
-
-SIZE_MULTIPLE = 4  # the ResNet generators down- and up-sample twice
+from cyclegan.models.pixels import image_to_model
 
 
 @dataclass(frozen=True)
@@ -29,8 +28,8 @@ class ImageTransform:
     * ``scale_width``: width to load_size, keeping the aspect (height at least crop_size).
     * ``scale_width_and_crop``: the same, then crop crop_size.
     * ``none``: the image as it is.
-    Uncropped outputs are resized to the nearest multiple of 4 so any generator accepts them; they
-    differ in size from image to image, so batch them with batch_size 1.
+    Uncropped outputs are resized to the nearest multiple of ``size_multiple`` (the generator's, see
+    :mod:`cyclegan.contract.sizes`); they differ in size from image to image, so batch them with batch_size 1.
 
     With ``random=True`` crops are random and flips happen with probability 1/2 (when ``flip``);
     otherwise crops are centred and nothing is flipped (test images, sample grids).
@@ -41,10 +40,11 @@ class ImageTransform:
     crop_size: int = 256
     flip: bool = True
     random: bool = True
+    size_multiple: int = 4
 
     @classmethod
-    def from_config(cls, cfg: DataConfig, *, random: bool = True) -> ImageTransform:
-        return cls(cfg.preprocess, cfg.load_size, cfg.crop_size, cfg.flip, random)
+    def from_config(cls, cfg: DataConfig, *, random: bool = True, size_multiple: int = 4) -> ImageTransform:
+        return cls(cfg.preprocess, cfg.load_size, cfg.crop_size, cfg.flip, random, size_multiple)
 
     @property
     def crops(self) -> bool:
@@ -57,10 +57,10 @@ class ImageTransform:
         if self.crops:
             image = self._crop(image, generator)
         else:
-            image = _resize_to_multiple(image, SIZE_MULTIPLE)
+            image = _resize_to_multiple(image, self.size_multiple)
         if self.random and self.flip and torch.rand((), generator=generator).item() < 0.5:
             image = F.horizontal_flip(image)
-        return to_tensor(image)
+        return image_to_model(image)
 
     def _resize(self, image: Image.Image) -> Image.Image:
         width, height = image.size
@@ -95,8 +95,3 @@ def _resize_to_multiple(image: Image.Image, multiple: int) -> Image.Image:
     if target == (width, height):
         return image
     return F.resize(image, [target[1], target[0]], InterpolationMode.BICUBIC)
-
-
-def to_tensor(image: Image.Image) -> torch.Tensor:
-    """RGB PIL image -> float32 [3, H, W] in [-1, 1]."""
-    return F.pil_to_tensor(image).to(torch.float32).div_(127.5).sub_(1.0)

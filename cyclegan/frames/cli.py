@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from cyclegan.contract.errors import reports_errors
 from cyclegan.frames.pipeline import FrameOptions, Summary, build_from_videos, import_images
 from cyclegan.frames.quality import QualityFilter
 from cyclegan.frames.video import Sampling
@@ -113,6 +114,7 @@ def _quality(max_dark, min_bright, min_std, min_sharpness) -> QualityFilter:
     "after its time, so times are only as exact as the keyframe spacing.",
 )
 @click.option("--force", is_flag=True, help="Redo videos already in the dataset.")
+@reports_errors
 def frames(
     inputs,
     out,
@@ -182,6 +184,7 @@ def frames(
 @click.option(
     "--min-sharpness", type=float, default=-1, show_default=True, help="Drop images less sharp than this (-1: off)."
 )
+@reports_errors
 def images(
     inputs,
     out,

@@ -26,8 +26,6 @@ class Deduper:
     ``"global"`` with every frame kept so far (and any hashes seeded from the dataset)."""
 
     def __init__(self, mode: str = "global", max_distance: int = 4, seed_hashes: list[int] | None = None):
-        if mode not in ("off", "consecutive", "global"):
-            raise ValueError(f"dedup mode must be off, consecutive or global, got {mode!r}")
         self.mode = mode
         self.max_distance = max_distance
         self._hashes = np.array(seed_hashes or [], dtype=np.uint64)

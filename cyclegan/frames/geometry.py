@@ -54,8 +54,6 @@ def crop(image: Image.Image, size: int, mode: str, key: str) -> Image.Image:
     The random position is a pure function of ``key`` (the output file name), so re-runs write the
     same pixels. An image smaller than ``size`` is first scaled up so its shorter side fits.
     """
-    if mode not in ("center", "random"):
-        raise ValueError(f"crop mode must be 'center' or 'random', got {mode!r}")
     if min(image.size) < size:
         image = resize_shorter(image, size)
     width, height = image.size

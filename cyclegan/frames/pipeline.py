@@ -18,17 +18,15 @@ from typing import Any
 from PIL import Image
 from tqdm import tqdm
 
+from cyclegan.contract.images import ImageInputError, is_image_name, open_image
+from cyclegan.contract.layout import DOMAINS
+from cyclegan.contract.video import is_video_name
 from cyclegan.frames.dedup import Deduper, dhash
 from cyclegan.frames.geometry import crop, letterbox_box, resize_shorter
 from cyclegan.frames.quality import QualityFilter, analysis_gray, score
-from cyclegan.frames.rgb import IMAGE_ERRORS, open_rgb
-from cyclegan.frames.store import DOMAINS, DatasetStore, content_id, fingerprint, safe_stem, split_for
+from cyclegan.frames.store import DatasetStore, content_id, fingerprint, safe_stem, split_for
 from cyclegan.frames.video import Sampling, VideoError, VideoReader
 
-VIDEO_EXTENSIONS = frozenset(
-    {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".m2ts", ".wmv", ".flv", ".3gp", ".ogv"}
-)
-PHOTO_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".ppm", ".pgm"})
 FORMATS = ("jpg", "png")
 
 Log = Callable[[str], None]
@@ -98,17 +96,13 @@ class Summary:
         return "\n".join(lines)
 
 
-def _expand(inputs: Iterable[str | Path], extensions: frozenset[str]) -> list[Path]:
-    """Files as given plus, for folders, the files with a known extension inside (recursive, sorted)."""
+def _expand(inputs: Iterable[str | Path], wanted: Callable[[Path], bool]) -> list[Path]:
+    """Files as given plus, for folders, the ``wanted`` files inside (recursive, hidden ones skipped, sorted)."""
     paths: list[Path] = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            paths += sorted(
-                p
-                for p in path.rglob("*")
-                if p.is_file() and p.suffix.lower() in extensions and not p.name.startswith(".")
-            )
+            paths += sorted(p for p in path.rglob("*") if p.is_file() and wanted(p) and not p.name.startswith("."))
         else:
             paths.append(path)
     return paths
@@ -125,8 +119,8 @@ def _dataset_deduper(store: DatasetStore, domain: str, mode: str, distance: int)
     if mode == "global":
         for path in store.unlisted_images(domain):
             try:
-                hashes.append(dhash(analysis_gray(open_rgb(path))))
-            except IMAGE_ERRORS:
+                hashes.append(dhash(analysis_gray(open_image(path))))
+            except ImageInputError:
                 continue
     return Deduper(mode, distance, hashes)
 
@@ -201,7 +195,7 @@ def build_from_videos(
         store.set_domain_name(domain, name)
     summary = Summary()
     options_fp = options.fingerprint()
-    videos = _expand(inputs, VIDEO_EXTENSIONS)
+    videos = _expand(inputs, is_video_name)
     if not videos:
         summary.failed.append((", ".join(map(str, inputs)) or "(none)", "no video files found"))
     deduper: Deduper | None = None
@@ -284,7 +278,7 @@ def _extract(
                 file_name = f"{stem}_{ms:08d}ms.{options.fmt}"
                 split = split_for(file_name, options.test_ratio)
                 relative = f"{split}{domain}/{file_name}"
-                store.write_image(_finish(image, options, file_name), relative, options.fmt, options.jpeg_quality)
+                store.write_image(_finish(image, options, file_name), relative, options.jpeg_quality)
                 record.update(split=split, file=relative)
                 counts["kept"] += 1
             else:
@@ -349,7 +343,7 @@ def import_images(
         store.set_domain_name(domain, name)
     summary = Summary()
     options_fp = fingerprint({**asdict(options), "sampling": None, "importer": "images"})
-    photos = _expand(inputs, PHOTO_EXTENSIONS)
+    photos = _expand(inputs, is_image_name)
     if not photos:
         summary.failed.append((", ".join(map(str, inputs)) or "(none)", "no image files found"))
     deduper: Deduper | None = None
@@ -359,8 +353,8 @@ def import_images(
             if store.image_done(domain, source_id, options_fp):
                 summary.skipped.append(str(path))
                 continue
-            image = open_rgb(path)
-        except (*IMAGE_ERRORS, FileNotFoundError) as exc:
+            image = open_image(path)
+        except (ImageInputError, OSError) as exc:
             message = f"{path}: not a readable image ({exc}); skipped"
             summary.failed.append((str(path), message))
             log(f"error: {message}")
@@ -391,7 +385,7 @@ def import_images(
             file_name = f"{stem}.{options.fmt}"
             split = split_for(file_name, options.test_ratio)
             relative = f"{split}{domain}/{file_name}"
-            store.write_image(_finish(image, options, file_name), relative, options.fmt, options.jpeg_quality)
+            store.write_image(_finish(image, options, file_name), relative, options.jpeg_quality)
             record.update(split=split, file=relative)
             summary.kept += 1
         else:

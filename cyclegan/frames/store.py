@@ -24,10 +24,8 @@ from typing import Any
 
 from PIL import Image
 
-DOMAINS = ("A", "B")
-SPLITS = ("train", "test")
-MANIFEST = "manifest.jsonl"
-DATASET_JSON = "dataset.json"
+from cyclegan.contract.images import save_image
+from cyclegan.contract.layout import DATASET_JSON, MANIFEST, SPLITS, DatasetError, read_dataset_json
 
 
 def content_id(path: Path) -> str:
@@ -101,7 +99,7 @@ class DatasetStore:
                 records.append(json.loads(line))
             except json.JSONDecodeError:
                 if number != len(lines):
-                    raise ValueError(f"{self.manifest_path}:{number} is not JSON; fix or delete the line") from None
+                    raise DatasetError(f"{self.manifest_path}:{number} is not JSON; fix or delete the line") from None
                 # the last line cut short by a crash: ignored, its source is redone
         return records
 
@@ -200,31 +198,15 @@ class DatasetStore:
         for record in records:
             self._index(record)
 
-    def write_image(self, image: Image.Image, relative: str, fmt: str, quality: int = 95) -> None:
-        """Save ``image`` at ``root/relative`` atomically (JPEG quality ``quality`` or PNG)."""
-        path = self.root / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        if fmt == "jpg":
-            image.save(tmp, format="JPEG", quality=quality, subsampling=0 if quality >= 90 else 2)
-        else:
-            image.save(tmp, format="PNG", compress_level=6)
-        os.replace(tmp, path)
+    def write_image(self, image: Image.Image, relative: str, quality: int = 95) -> None:
+        """Save ``image`` at ``root/relative`` atomically (format from the extension; JPEG at ``quality``)."""
+        save_image(image, self.root / relative, quality=quality)
 
     def set_domain_name(self, domain: str, name: str) -> None:
         """Set ``dataset.json``'s ``domains[domain] = name``, keeping every other key."""
+        info = read_dataset_json(self.root)
+        info["domains"] = dict(sorted({**info.get("domains", {}), domain: name}.items()))
         path = self.root / DATASET_JSON
-        info: dict[str, Any] = {}
-        if path.is_file():
-            try:
-                loaded = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise ValueError(f"{path} is not readable JSON ({exc}): fix or delete it") from None
-            if isinstance(loaded, dict):
-                info = loaded
-        domains = info.get("domains") if isinstance(info.get("domains"), dict) else {}
-        domains[domain] = name
-        info["domains"] = dict(sorted(domains.items()))
         tmp = path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         os.replace(tmp, path)

@@ -24,10 +24,11 @@ from pathlib import Path
 import av
 from PIL import Image
 
-UNSPECIFIED_COLORSPACE = 2  # FFmpeg's AVCOL_SPC_UNSPECIFIED
+from cyclegan.contract.errors import ToolkitError
+from cyclegan.contract.video import UNSPECIFIED, untagged_colorspace
 
 
-class VideoError(Exception):
+class VideoError(ToolkitError):
     """A video that cannot be (fully) read; the message names the file and the likely cause."""
 
 
@@ -327,8 +328,8 @@ class VideoReader:
         # Tagged colours are honoured by PyAV; untagged ones are guessed as players (and
         # serve.video) do: HD as BT.709, SD as BT.601.
         kwargs = {}
-        if frame.colorspace == UNSPECIFIED_COLORSPACE:
-            kwargs["src_colorspace"] = "ITU709" if frame.height >= 720 else "ITU601"
+        if frame.colorspace == UNSPECIFIED:
+            kwargs["src_colorspace"] = untagged_colorspace(frame.height)
         image = frame.to_image(**kwargs)
         turns = round((frame.rotation or 0) / 90) % 4
         if turns == 1:

@@ -5,28 +5,25 @@ from __future__ import annotations
 from torch import nn
 
 from cyclegan.config import ModelConfig
-from serve.model_metadata import GeneratorCard
+from cyclegan.contract.card import GeneratorCard
 
 from .discriminators import NLayerDiscriminator, PixelDiscriminator
 from .init import init_weights
 from .resnet import ResnetGenerator
-from .sizes import size_multiple
 from .unet import UnetGenerator
-
-GENERATOR_KINDS = ("resnet_9blocks", "resnet_6blocks", "unet_128", "unet_256")
-DISCRIMINATOR_KINDS = ("basic", "n_layers", "pixel")
 
 
 def make_generator(
     kind: str, input_nc: int = 3, output_nc: int = 3, ngf: int = 64, norm: str = "instance", use_dropout: bool = False
 ) -> nn.Module:
-    """The bare architecture (PyTorch default init); ``kind`` is one of :data:`GENERATOR_KINDS`."""
-    size_multiple(kind)  # validates the name with a helpful message
-    if kind.startswith("resnet_"):
+    """The bare architecture (PyTorch default init); ``kind`` is one of ``contract.card.GENERATOR_KINDS``."""
+    if kind in ("resnet_9blocks", "resnet_6blocks"):
         n_blocks = 9 if kind == "resnet_9blocks" else 6
         return ResnetGenerator(input_nc, output_nc, ngf, norm=norm, use_dropout=use_dropout, n_blocks=n_blocks)
-    num_downs = 7 if kind == "unet_128" else 8
-    return UnetGenerator(input_nc, output_nc, num_downs, ngf, norm=norm, use_dropout=use_dropout)
+    if kind in ("unet_128", "unet_256"):
+        num_downs = 7 if kind == "unet_128" else 8
+        return UnetGenerator(input_nc, output_nc, num_downs, ngf, norm=norm, use_dropout=use_dropout)
+    raise ValueError(f"unknown generator {kind!r}")  # the config and the card only admit GENERATOR_KINDS
 
 
 def build_generator(model_cfg: ModelConfig, *, input_nc: int | None = None, output_nc: int | None = None) -> nn.Module:
@@ -61,7 +58,7 @@ def build_discriminator(model_cfg: ModelConfig, *, input_nc: int | None = None) 
     elif kind == "pixel":
         net = PixelDiscriminator(nc, model_cfg.ndf, norm=norm)
     else:
-        raise ValueError(f"unknown discriminator {kind!r}: expected one of {', '.join(map(repr, DISCRIMINATOR_KINDS))}")
+        raise ValueError(f"unknown discriminator {kind!r}")  # the config only admits DiscriminatorKind
     return init_weights(net, model_cfg.init_type, model_cfg.init_gain)
 
 

@@ -9,22 +9,19 @@ from torch import nn
 
 NormFactory = Callable[[int], nn.Module]
 
-NORM_KINDS = ("instance", "batch", "none")
-
 
 def norm_factory(kind: str) -> NormFactory:
-    """Return ``num_features -> nn.Module`` for ``instance``, ``batch`` or ``none``.
+    """Return ``num_features -> nn.Module`` for ``instance``, ``batch`` or ``none`` (``contract.card.NormKind``).
 
     ``instance`` is ``InstanceNorm2d(affine=False, track_running_stats=False)``: per-image statistics
     in training and inference alike, which is what CycleGAN's generators were trained with.
     """
-    if kind == "instance":
-        return functools.partial(nn.InstanceNorm2d, affine=False, track_running_stats=False)
-    if kind == "batch":
-        return functools.partial(nn.BatchNorm2d, affine=True, track_running_stats=True)
-    if kind == "none":
-        return lambda num_features: nn.Identity()
-    raise ValueError(f"unknown norm {kind!r}: expected one of {', '.join(map(repr, NORM_KINDS))}")
+    factories: dict[str, NormFactory] = {
+        "instance": functools.partial(nn.InstanceNorm2d, affine=False, track_running_stats=False),
+        "batch": functools.partial(nn.BatchNorm2d, affine=True, track_running_stats=True),
+        "none": lambda num_features: nn.Identity(),
+    }
+    return factories[kind]  # the config and the card admit only NormKind
 
 
 def conv_bias_for(kind: str) -> bool:
@@ -33,6 +30,4 @@ def conv_bias_for(kind: str) -> bool:
     As in the original, only instance norm gets biases: batch norm's shift makes a bias redundant,
     and the original also leaves them out for ``none`` (kept so parameter names and counts match).
     """
-    if kind not in NORM_KINDS:
-        raise ValueError(f"unknown norm {kind!r}: expected one of {', '.join(map(repr, NORM_KINDS))}")
     return kind == "instance"

@@ -5,8 +5,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from cyclegan.contract import sizes
+
 from .norm import conv_bias_for, norm_factory
-from .sizes import RESNET_MIN_SIDE, check_multiple, is_tracing
+from .sizes import check_input
 
 
 class ResnetBlock(nn.Module):
@@ -50,7 +52,7 @@ class ResnetGenerator(nn.Module):
         if n_blocks < 0:
             raise ValueError(f"n_blocks must be >= 0, got {n_blocks}")
         self.kind = f"resnet_{n_blocks}blocks"
-        self.size_multiple = 4  # two stride-2 levels
+        self.size_multiple, self.min_side = sizes.RESNET_RULE
         norm_layer = norm_factory(norm)
         bias = conv_bias_for(norm)
         layers: list[nn.Module] = [
@@ -82,6 +84,5 @@ class ResnetGenerator(nn.Module):
         self.model = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not is_tracing():
-            check_multiple(self.kind, self.size_multiple, int(x.shape[-2]), int(x.shape[-1]), RESNET_MIN_SIDE)
+        check_input(self.kind, self.size_multiple, self.min_side, x)
         return self.model(x)

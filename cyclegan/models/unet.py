@@ -5,8 +5,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from cyclegan.contract import sizes
+
 from .norm import conv_bias_for, norm_factory
-from .sizes import check_multiple, is_tracing
+from .sizes import check_input
 
 
 class UnetSkipConnectionBlock(nn.Module):
@@ -85,9 +87,8 @@ class UnetGenerator(nn.Module):
         self.model = UnetSkipConnectionBlock(
             output_nc, ngf, input_nc=input_nc, submodule=block, outermost=True, norm=norm
         )
-        self.size_multiple = 2**num_downs
+        self.size_multiple, self.min_side = sizes.unet_rule(num_downs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not is_tracing():
-            check_multiple(self.kind, self.size_multiple, int(x.shape[-2]), int(x.shape[-1]))
+        check_input(self.kind, self.size_multiple, self.min_side, x)
         return self.model(x)

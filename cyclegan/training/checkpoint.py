@@ -3,7 +3,8 @@
 A checkpoint is written into ``.tmp-step_XXXXXXXX/``, completed with a ``COMPLETE`` marker and
 then renamed into place, so a crash at any point leaves either the old set of checkpoints or the
 new one, never a ``step_*`` directory that looks valid but is not. ``latest`` only considers
-directories with the marker.
+directories with the marker, and a marked checkpoint that still does not load (a file damaged
+afterwards) gives way to the one before it, with a warning.
 """
 
 from __future__ import annotations
@@ -12,16 +13,13 @@ import json
 import os
 import re
 import shutil
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 from cyclegan.training.errors import TrainingSetupError
 
 MARKER = "COMPLETE"
 _NAME = re.compile(r"^step_(\d{8,})$")
-# Fault injection for the crash tests: "<stage>@<step>" stalls the process at that stage so a test can
-# SIGKILL it there. Stages: "in_checkpoint" (files written, not yet marked/renamed), "after_checkpoint".
-FAULT_ENV = "CYCLEGAN_TRAIN_FAULT"
 
 
 def checkpoint_name(step: int) -> str:
@@ -40,35 +38,41 @@ def list_checkpoints(ckpt_dir: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def resolve_resume(resume: str, ckpt_dir: Path) -> Path:
-    """``latest`` -> the newest complete checkpoint; otherwise a checkpoint directory path."""
+def resume_candidates(resume: str, ckpt_dir: Path) -> list[Path]:
+    """``latest`` -> every complete checkpoint, newest first; otherwise the one checkpoint directory named."""
     if resume == "latest":
-        found = list_checkpoints(ckpt_dir)
+        found = [path for _, path in reversed(list_checkpoints(ckpt_dir))]
         if not found:
             raise TrainingSetupError(
                 f"--resume latest: no complete checkpoint in {ckpt_dir}; start without --resume "
                 "or point train.output_dir at the run to continue"
             )
-        return found[-1][1]
+        return found
     path = Path(resume)
     if not (path / MARKER).is_file():
         raise TrainingSetupError(
             f"--resume {resume}: not a complete checkpoint directory (no {MARKER} marker); "
             f"use --resume latest or one of {ckpt_dir}/step_*"
         )
-    return path
+    return [path]
 
 
-def maybe_fault(stage: str, step: int) -> None:
-    """Stall forever at ``stage`` of checkpoint ``step`` when the fault env var asks for it (tests only)."""
-    if os.environ.get(FAULT_ENV) == f"{stage}@{step}":
-        print(f"FAULT {stage}@{step}: stalling", flush=True)
-        while True:
-            time.sleep(60)
+def load_first_loadable(candidates: list[Path], load: Callable[[Path], None], warn: Callable[[str], None]) -> Path:
+    """``load`` the first candidate that loads; a damaged one is reported and the next older one tried."""
+    problems = []
+    for path in candidates:
+        try:
+            load(path)
+            return path
+        except Exception as exc:  # noqa: BLE001 - any failure to load means: this checkpoint is damaged
+            problems.append(f"{path.name}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+            if len(candidates) > 1:
+                warn(f"warning: checkpoint {path} does not load ({problems[-1]}); trying the one before it")
+    raise TrainingSetupError(f"no checkpoint could be loaded: {'; '.join(problems)}")
 
 
 class CheckpointWriter:
-    """Writes, marks, renames and prunes checkpoints; all ranks call ``save``."""
+    """Writes, marks, renames and prunes checkpoints; all ranks call :meth:`save`."""
 
     def __init__(self, ckpt_dir: Path, keep_last: int) -> None:
         self.dir = ckpt_dir
@@ -91,21 +95,19 @@ class CheckpointWriter:
         accelerator.wait_for_everyone()
         accelerator.save_state(str(tmp))
         accelerator.wait_for_everyone()
-        maybe_fault("in_checkpoint", step)
         if accelerator.is_main_process:
-            marker = tmp / MARKER
-            with open(marker, "w", encoding="utf-8") as fh:
-                json.dump(info, fh)
-                fh.flush()
-                os.fsync(fh.fileno())
-            if final.exists():  # an unmarked directory of the same name: not a valid checkpoint
-                shutil.rmtree(final)
-            os.replace(tmp, final)
-            self._prune()
+            self._commit(tmp, final, info)
         accelerator.wait_for_everyone()
-        maybe_fault("after_checkpoint", step)
         return final
 
-    def _prune(self) -> None:
+    def _commit(self, tmp: Path, final: Path, info: dict) -> None:
+        """Mark the written checkpoint complete, move it into place and prune the old ones."""
+        with open(tmp / MARKER, "w", encoding="utf-8") as fh:
+            json.dump(info, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if final.exists():  # an unmarked directory of the same name: not a valid checkpoint
+            shutil.rmtree(final)
+        os.replace(tmp, final)
         for _, path in list_checkpoints(self.dir)[: -self.keep_last]:
             shutil.rmtree(path, ignore_errors=True)

@@ -1,20 +1,17 @@
 """``cyclegan train`` and ``train_accel.py``: one click command over :func:`cyclegan.training.trainer.train`.
 
-Problems with the config or the data exit with code 2 and a one-line message (no traceback).
+Problems with the config, the data or the run folder exit with code 2 and a one-line message (no traceback),
+diverged training with code 1 (see :mod:`cyclegan.contract.errors`).
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 
 import click
 
-from cyclegan.config import ConfigError, load_config
-from cyclegan.data import DatasetError
-from cyclegan.training.errors import TrainingSetupError
-
-SETUP_ERRORS = (ConfigError, DatasetError, TrainingSetupError)
+from cyclegan.config import load_config
+from cyclegan.contract.errors import reports_errors
 
 
 @click.command(
@@ -36,24 +33,16 @@ SETUP_ERRORS = (ConfigError, DatasetError, TrainingSetupError)
 )
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 @click.argument("overrides", nargs=-1)
+@reports_errors
 def train(config_path: str | None, resume: str | None, no_progress: bool, overrides: tuple[str, ...]) -> None:
     """Train a CycleGAN. OVERRIDES are section.key=value, e.g. train.max_steps=200 data.root=datasets/x.
 
     For several processes or GPUs run `accelerate launch train_accel.py ...` with the same arguments.
     """
-    try:
-        cfg = load_config(config_path, overrides)
-        from cyclegan.training.trainer import train as run_training  # torch loads only once the config is valid
+    cfg = load_config(config_path, overrides)
+    from cyclegan.training.trainer import train as run_training  # torch loads only once the config is valid
 
-        result = run_training(cfg, resume, progress=not no_progress)
-    except SETUP_ERRORS as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
-    except ValueError as exc:  # e.g. cyclegan.models.InputSizeError raised by a network builder
-        if type(exc).__name__.endswith("Error") and type(exc).__module__.startswith("cyclegan"):
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
-        raise
+    result = run_training(cfg, resume, progress=not no_progress)
     click.echo(f"done: step {result.step}, epoch {result.epoch}, run dir {result.run_dir}", err=True)
 
 

@@ -1,5 +1,13 @@
-"""The error raised when a run cannot start; the CLIs turn it into exit code 2 without a traceback."""
+"""The errors a training run raises on purpose (the CLIs print them in one line, see cyclegan.contract.errors)."""
+
+from cyclegan.contract.errors import EXIT_FAILED, ToolkitError
 
 
-class TrainingSetupError(ValueError):
-    """Configuration, data or hardware do not allow the run; the message says what to fix."""
+class TrainingSetupError(ToolkitError, ValueError):
+    """Configuration, data, hardware or the run folder do not allow the run; the message says what to fix."""
+
+
+class TrainingDivergedError(ToolkitError):
+    """The losses became NaN or infinite; nothing was saved after the last good checkpoint."""
+
+    exit_code = EXIT_FAILED

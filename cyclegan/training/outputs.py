@@ -1,10 +1,8 @@
-"""What a run writes besides checkpoints: metrics.jsonl, sample grids and the exported generators."""
+"""What a run writes besides checkpoints: sample grids and the generators with their cards."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
@@ -12,17 +10,7 @@ from torchvision.utils import make_grid, save_image
 
 from cyclegan.config import Config
 from cyclegan.generator_io import card_from_config, save_generator
-
-
-class MetricsLog:
-    """Appends one JSON object per logged step to ``metrics.jsonl`` (kept across resumes)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def write(self, record: dict[str, Any]) -> None:
-        with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record, sort_keys=True) + "\n")
+from cyclegan.models.pixels import model_to_unit
 
 
 @torch.no_grad()
@@ -42,13 +30,12 @@ def sample_grid(generators: nn.Module, fixed_a: torch.Tensor, fixed_b: torch.Ten
         fake = forward(real)
         rows.append(torch.stack([real, fake, backward(fake), backward(real)], dim=1).flatten(0, 1))
     generators.train(was_training)
-    images = torch.cat(rows).float().clamp(-1, 1) * 0.5 + 0.5
-    return make_grid(images.cpu(), nrow=4, padding=2)
+    return make_grid(model_to_unit(torch.cat(rows)).cpu(), nrow=4, padding=2)
 
 
 def write_sample(grid: torch.Tensor, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.png")
+    tmp = path.with_name(f".{path.stem}.tmp.png")
     save_image(grid, tmp)
     tmp.replace(path)
 

@@ -1,11 +1,21 @@
-"""Checks that run before the first step, so a bad config or dataset fails in seconds with a fix."""
+"""Checks that run before anything is written, so a bad config, dataset or run folder fails in seconds."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
+import yaml
+
 from cyclegan.config import Config
-from cyclegan.data import DatasetError, UnpairedImageDataset
-from cyclegan.models import check_input_size, size_multiple
+from cyclegan.contract import sizes
+from cyclegan.contract.layout import DatasetError
+from cyclegan.data import UnpairedImageDataset
+from cyclegan.training.checkpoint import list_checkpoints
 from cyclegan.training.errors import TrainingSetupError
+
+# Settings a checkpoint's tensors depend on: resuming with other values would fail to load or mix two runs.
+_RESUME_MUST_MATCH = ("model", "loss.pool_size", "data.crop_size", "train.ema_decay")
 
 
 def check_sizes(cfg: Config) -> None:
@@ -13,18 +23,20 @@ def check_sizes(cfg: Config) -> None:
     data = cfg.data
     if data.preprocess in ("resize_and_crop", "crop", "scale_width_and_crop"):
         try:
-            check_input_size(cfg.model.generator, data.crop_size, data.crop_size)
-        except ValueError as exc:
-            multiple = size_multiple(cfg.model.generator)
+            sizes.check_input_size(cfg.model.generator, data.crop_size, data.crop_size)
+        except sizes.InputSizeError as exc:
             raise TrainingSetupError(
                 f"data.crop_size={data.crop_size} is not allowed by model.generator={cfg.model.generator}: {exc}. "
-                f"Set data.crop_size to a multiple of {multiple} (and data.load_size >= it)"
+                f"Set data.crop_size to a multiple of {sizes.size_multiple(cfg.model.generator)} "
+                "(and data.load_size >= it)"
             ) from None
 
 
 def open_train_dataset(cfg: Config) -> UnpairedImageDataset:
-    """The training dataset with every image header checked (DatasetError names the bad files)."""
-    dataset = UnpairedImageDataset(cfg.data.root, "train", cfg.data, seed=cfg.train.seed)
+    """The training dataset with every image decoded once (DatasetError names the bad files)."""
+    dataset = UnpairedImageDataset(
+        cfg.data.root, "train", cfg.data, seed=cfg.train.seed, size_multiple=sizes.size_multiple(cfg.model.generator)
+    )
     dataset.validate()
     if len(dataset) < cfg.train.batch_size:
         raise DatasetError(
@@ -32,3 +44,55 @@ def open_train_dataset(cfg: Config) -> UnpairedImageDataset:
             "add images or lower the batch size"
         )
     return dataset
+
+
+def check_run_folder(cfg: Config, resume: str | None) -> None:
+    """A fresh run needs a folder without a run in it; a resumed one needs the settings its tensors were made with."""
+    run_dir = Path(cfg.train.output_dir)
+    if resume is None:
+        found = [p.name for p in (run_dir / "config.yaml", run_dir / "generators") if p.exists()]
+        steps = [step for step, _ in list_checkpoints(run_dir / "checkpoints")]
+        if steps:
+            found.append(f"checkpoints up to step {steps[-1]}")
+        if found:
+            raise TrainingSetupError(
+                f"train.output_dir={run_dir} already holds a run ({', '.join(found)}): continue it with "
+                "--resume latest, or choose another train.output_dir (nothing was changed)"
+            )
+        return
+    saved_path = run_dir / "config.yaml" if resume == "latest" else Path(resume).parent.parent / "config.yaml"
+    if not saved_path.is_file():
+        return
+    try:
+        saved = _flatten(yaml.safe_load(saved_path.read_text(encoding="utf-8")) or {})
+    except (OSError, yaml.YAMLError) as exc:
+        raise TrainingSetupError(f"--resume: cannot read the run's config {saved_path}: {exc}") from None
+    now = _flatten(cfg.to_dict())
+    differ = [
+        key
+        for key in sorted(set(saved) | set(now))
+        if key.startswith(_RESUME_MUST_MATCH)
+        and saved.get(key) != now.get(key)
+        and not _both_none_or_set(saved, now, key)
+    ]
+    if differ:
+        changes = ", ".join(f"{k}={saved.get(k)!r} (now {now.get(k)!r})" for k in differ)
+        raise TrainingSetupError(
+            f"--resume: the run was trained with {changes} ({saved_path}); resume with the same settings "
+            "or start a new run in another train.output_dir (nothing was changed)"
+        )
+
+
+def _both_none_or_set(saved: dict[str, Any], now: dict[str, Any], key: str) -> bool:
+    """EMA: the decay may change on resume; only switching EMA on or off changes what the checkpoint holds."""
+    return key == "train.ema_decay" and (saved.get(key) is None) == (now.get(key) is None)
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
+from torch.optim.lr_scheduler import LRScheduler
 from torch.utils.data import Sampler
 
 from cyclegan.pool import ImagePool
@@ -20,11 +21,40 @@ class TrainerState:
     epoch: int = 0
     batch_in_epoch: int = 0
 
+    def advance(self, steps_per_epoch: int) -> bool:
+        """Count one optimizer step; True when it completed an epoch."""
+        self.step += 1
+        self.batch_in_epoch += 1
+        if self.batch_in_epoch < steps_per_epoch:
+            return False
+        self.epoch += 1
+        self.batch_in_epoch = 0
+        return True
+
     def state_dict(self) -> dict[str, int]:
         return asdict(self)
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
+
+
+class Schedulers:
+    """The generator and discriminator LR schedules, stepped per epoch or per optimizer step (``optim.interval``).
+
+    They are stepped here, not by Accelerate's wrapper, which would step them once per process per call.
+    """
+
+    def __init__(self, generators: LRScheduler, discriminators: LRScheduler, interval: str) -> None:
+        self.generators, self.discriminators, self.interval = generators, discriminators, interval
+
+    def step(self, epoch_done: bool) -> None:
+        if self.interval == "step" or epoch_done:
+            self.generators.step()
+            self.discriminators.step()
+
+    @property
+    def lr(self) -> float:
+        return self.generators.get_last_lr()[0]
 
 
 class ProcessPools:

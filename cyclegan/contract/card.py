@@ -1,0 +1,154 @@
+"""The generator card: everything needed to rebuild, export or serve one generator direction.
+
+One dataclass, :class:`GeneratorCard`, travels with the weights from training to serving:
+
+* training writes it as JSON into the safetensors header (key :data:`METADATA_KEY`),
+* export copies it into the ONNX ``metadata_props`` (same key) and fills the export fields,
+* the torch-free serving side reads it back from the ONNX file and nothing else.
+
+Reading a card is the edge where files from elsewhere enter, so :meth:`GeneratorCard.from_json` checks every
+field's type and range and refuses what it cannot trust (:class:`CardError`). Cards written by older versions
+(without ``min_side``/``upsample``) still load: the missing fields are derived from the generator kind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args
+
+from cyclegan.contract import sizes, typed
+from cyclegan.contract.errors import ToolkitError
+
+METADATA_KEY = "cyclegan"
+FORMAT = "cyclegan-toolkit/generator@1"
+
+# The architecture vocabulary: the training config, the model factory and the card all take it from here.
+GeneratorKind = Literal["resnet_9blocks", "resnet_6blocks", "unet_128", "unet_256"]
+NormKind = Literal["instance", "batch", "none"]
+UpsampleKind = Literal["deconv"]
+Direction = Literal["A2B", "B2A"]
+Precision = Literal["fp32", "fp16", "int8"]
+GENERATOR_KINDS: tuple[str, ...] = get_args(GeneratorKind)
+NORM_KINDS: tuple[str, ...] = get_args(NormKind)
+UPSAMPLE_KINDS: tuple[str, ...] = get_args(UpsampleKind)
+DIRECTIONS: tuple[str, ...] = get_args(Direction)
+PRECISIONS: tuple[str, ...] = get_args(Precision)
+assert all(sizes.size_multiple(kind) and sizes.min_side(kind) for kind in GENERATOR_KINDS)
+
+
+class CardError(ToolkitError, ValueError):
+    """A model file carries no, or an unusable, generator card."""
+
+
+@dataclass
+class GeneratorCard:
+    """Everything needed to rebuild, export or serve one generator direction."""
+
+    # Architecture (the generator part of the training config's `model` section).
+    generator: GeneratorKind
+    input_nc: int = 3
+    output_nc: int = 3
+    ngf: int = 64
+    norm: NormKind = "instance"
+    use_dropout: bool = False
+    upsample: UpsampleKind = "deconv"
+    # Which way it maps and what the domains are called.
+    direction: Direction = "A2B"  # A2B (G_A in the paper's code) or B2A (G_B)
+    source_domain: str = "A"
+    target_domain: str = "B"
+    # Pixel convention: input = (rgb/255 - mean) / std, output in the same space (cyclegan.contract.pixels).
+    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    std: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    # Size rules (cyclegan.contract.sizes): sides must be multiples of size_multiple and at least min_side.
+    size_multiple: int | None = None  # None: derived from the generator kind
+    min_side: int | None = None  # None: derived (cards older than this field lack it)
+    train_size: int = 256  # crop size seen in training
+    # Provenance.
+    step: int = 0
+    epoch: int = 0
+    ema: bool = False
+    run_name: str = ""
+    project_version: str = ""
+    # Filled by export only.
+    max_side: int | None = None  # recommended maximum image side for serving
+    precision: Precision | None = None
+    opset: int | None = None
+    format: str = FORMAT
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.size_multiple is None:
+            self.size_multiple = sizes.size_multiple(self.generator)
+        if self.min_side is None:
+            self.min_side = sizes.min_side(self.generator)
+        self.validate()
+
+    @property
+    def title(self) -> str:
+        """Human name of the style, e.g. ``photo -> cartoon``."""
+        return f"{self.source_domain} -> {self.target_domain}"
+
+    def validate(self) -> GeneratorCard:
+        """Raise :class:`CardError` for values no generator of this toolkit can have."""
+        for name, allowed in (("generator", GENERATOR_KINDS), ("norm", NORM_KINDS), ("upsample", UPSAMPLE_KINDS),
+                              ("direction", DIRECTIONS), ("precision", (*PRECISIONS, None))):  # fmt: skip
+            if getattr(self, name) not in allowed:
+                raise CardError(
+                    f"card field {name} must be one of {', '.join(map(str, allowed))}, got {getattr(self, name)!r}"
+                )
+        for name in ("input_nc", "output_nc", "ngf", "size_multiple", "min_side", "train_size"):
+            if getattr(self, name) < 1:
+                raise CardError(f"card field {name} must be >= 1, got {getattr(self, name)}")
+        if self.input_nc not in (1, 3) or self.output_nc not in (1, 3):
+            raise CardError(f"card: only 1 or 3 channels are supported, got {self.input_nc} -> {self.output_nc}")
+        if any(not math.isfinite(s) or s <= 0 for s in self.std):
+            raise CardError(f"card field std must be finite and > 0, got {list(self.std)}")
+        if self.max_side is not None and self.max_side < 1:
+            raise CardError(f"card field max_side must be >= 1 or null, got {self.max_side}")
+        return self
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str, where: str = "model") -> GeneratorCard:
+        """Parse and check a card; raises :class:`CardError` naming ``where``."""
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise CardError(f"{where}: the model card is not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise CardError(f"{where}: the model card must be a JSON object")
+        if not str(data.get("format", "")).startswith("cyclegan-toolkit/generator@"):
+            raise CardError(f"{where}: unknown model card format {data.get('format')!r}")
+        if "generator" not in data:
+            raise CardError(f"{where}: the model card lacks the 'generator' field")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = {k: v for k, v in data.items() if k not in known}
+        fields = {k: v for k, v in data.items() if k in known}
+        fields["extra"] = {**(fields.get("extra") or {}), **unknown}
+        try:
+            return typed.build(cls, fields, _CardFieldError, prefix="")
+        except (_CardFieldError, CardError) as exc:
+            raise CardError(f"{where}: unusable model card: {exc}") from None
+
+    def to_props(self) -> dict[str, str]:
+        """Key/value pairs for ONNX ``metadata_props`` or a safetensors header."""
+        return {METADATA_KEY: self.to_json()}
+
+    @classmethod
+    def from_props(cls, props: Mapping[str, str], where: str = "model") -> GeneratorCard:
+        if METADATA_KEY not in props:
+            raise CardError(
+                f"{where} has no '{METADATA_KEY}' metadata: it was not written by this toolkit's "
+                "training/export (re-export it with `cyclegan export`)"
+            )
+        return cls.from_json(props[METADATA_KEY], where)
+
+
+class _CardFieldError(ValueError):
+    """A field of a card read from a file has the wrong type (wrapped into CardError with the file name)."""

@@ -1,0 +1,35 @@
+"""How exported models are run: the ONNX tensor names, onnxruntime session settings, CPU counting.
+
+onnxruntime is imported only by :func:`session_options`, so this module loads in any environment.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+INPUT_NAME = "input"  # float NCHW, dims [batch, channels, height, width] dynamic
+OUTPUT_NAME = "output"  # same layout
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (respects taskset/cgroup cpusets, unlike ``os.cpu_count``)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def session_options(threads: int | None = None) -> Any:
+    """``onnxruntime.SessionOptions`` for a CPU: ``threads`` intra-op threads (default: every available CPU),
+    one inter-op thread, full graph optimisation, and no spinning (several sessions share the cores)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads if threads is not None else available_cpus()
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 3  # errors only; failed runs raise anyway
+    return options
