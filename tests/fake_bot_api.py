@@ -152,6 +152,14 @@ def telegram_photo_sizes(image_bytes: bytes) -> list[tuple[bytes, int, int]]:
         return sizes
 
 
+class _Server(ThreadingHTTPServer):
+    # The default listen backlog (5) resets connections when a burst of 20+ clients connects at once,
+    # which the bot's HTTP client reports as a ReadError; the real Bot API accepts them.
+    request_queue_size = 256
+    daemon_threads = True
+    block_on_close = False
+
+
 class FakeBotApi:
     """The server. Use as a context manager or call :meth:`start` / :meth:`stop`."""
 
@@ -167,9 +175,7 @@ class FakeBotApi:
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> FakeBotApi:
         handler = type("_BoundHandler", (_Handler,), {"api": self})
-        self._server = ThreadingHTTPServer((self._host, 0), handler)
-        self._server.daemon_threads = True
-        self._server.block_on_close = False
+        self._server = _Server((self._host, 0), handler)
         self._thread = threading.Thread(target=self._server.serve_forever, name="fake-bot-api", daemon=True)
         self._thread.start()
         return self

@@ -130,6 +130,8 @@ class GeneratorCard:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = {k: v for k, v in data.items() if k not in known}
         fields = {k: v for k, v in data.items() if k in known}
+        if not isinstance(fields.get("extra") or {}, dict):
+            raise CardError(f"{where}: the model card's 'extra' must be an object")
         fields["extra"] = {**(fields.get("extra") or {}), **unknown}
         try:
             return typed.build(cls, fields, _CardFieldError, prefix="")

@@ -16,6 +16,7 @@ import torch
 from accelerate import Accelerator, PartialState
 from accelerate.utils import ProjectConfiguration, gather_object, set_seed
 from torch import nn
+from torch.optim import Optimizer
 from torch.utils.data import DataLoader
 
 from cyclegan.config import Config
@@ -92,8 +93,7 @@ class TrainingRun:
 def setup(cfg: Config, resume: str | None) -> TrainingRun:
     """Check, build and (with ``resume``) restore everything; raises ToolkitError subclasses before any write."""
     cfg.validate()
-    t = cfg.train
-    run_dir = Path(t.output_dir)
+    t, run_dir = cfg.train, Path(cfg.train.output_dir)
     # cpu=True is also what makes torchrun / several processes on a CPU-only machine use gloo (MULTI_CPU).
     force_cpu = not torch.cuda.is_available() or os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true")
     use_cuda = PartialState(cpu=force_cpu).device.type == "cuda"
@@ -115,22 +115,7 @@ def setup(cfg: Config, resume: str | None) -> TrainingRun:
         project_config=ProjectConfiguration(project_dir=str(run_dir), logging_dir=str(run_dir / "logs")),
         dynamo_backend="inductor" if (t.compile and use_cuda) else "no",
     )
-    if t.deterministic:
-        torch.use_deterministic_algorithms(True)
-    set_seed(t.seed, deterministic=t.deterministic)
-    workers = _num_workers(cfg, accelerator.num_processes)
-    if use_cuda:
-        torch.backends.cudnn.benchmark = not t.deterministic
-    else:
-        torch.set_num_threads(_cpu_threads(accelerator.num_processes, workers))
-
-    generators, discriminators = GeneratorPair.from_config(cfg.model), DiscriminatorPair.from_config(cfg.model)
-    if use_cuda and t.channels_last:
-        generators.to(memory_format=torch.channels_last)
-        discriminators.to(memory_format=torch.channels_last)
-    betas = (cfg.optim.beta1, cfg.optim.beta2)
-    opt_g = torch.optim.Adam(generators.parameters(), lr=cfg.optim.lr, betas=betas)
-    opt_d = torch.optim.Adam(discriminators.parameters(), lr=cfg.optim.lr, betas=betas)
+    workers = _seed_and_threads(cfg, accelerator, use_cuda)
     sampler = EpochShuffleSampler(len(dataset), t.seed, shuffle=not cfg.data.serial_batches)
     loader = DataLoader(
         dataset,
@@ -140,13 +125,13 @@ def setup(cfg: Config, resume: str | None) -> TrainingRun:
         pin_memory=use_cuda,
         generator=torch.Generator().manual_seed(t.seed),  # keeps worker seeding off the global RNG
     )
+    generators, discriminators, opt_g, opt_d = _networks(cfg, channels_last=use_cuda and t.channels_last)
     generators, discriminators, opt_g, opt_d, loader = accelerator.prepare(
         generators, discriminators, opt_g, opt_d, loader
     )
-    steps_per_epoch = len(loader)
     schedulers = Schedulers(
-        build_scheduler(opt_g.optimizer, cfg.optim, steps_per_epoch),
-        build_scheduler(opt_d.optimizer, cfg.optim, steps_per_epoch),
+        build_scheduler(opt_g.optimizer, cfg.optim, len(loader)),
+        build_scheduler(opt_d.optimizer, cfg.optim, len(loader)),
         cfg.optim.interval,
     )
     state = TrainerState()
@@ -168,27 +153,40 @@ def setup(cfg: Config, resume: str | None) -> TrainingRun:
     accelerator.init_trackers(cfg.name, config=_tracker_config(cfg))
 
     modules = StepModules(generators, discriminators, accelerator.unwrap_model(discriminators), opt_g, opt_d)
-    total_steps = steps_per_epoch * cfg.optim.total_epochs
-    if t.max_steps is not None:
-        total_steps = min(total_steps, t.max_steps)
+    total_steps = len(loader) * cfg.optim.total_epochs
     return TrainingRun(
-        cfg=cfg,
-        dir=run_dir,
-        accelerator=accelerator,
-        precision=precision,
-        dataset=dataset,
-        sampler=sampler,
-        loader=loader,
-        generators=generators,
-        discriminators=discriminators,
-        step=CycleGANStep(accelerator, modules, cfg.loss, pools),
-        schedulers=schedulers,
-        state=state,
-        ema=ema,
-        checkpoints=checkpoints,
+        cfg=cfg, dir=run_dir, accelerator=accelerator, precision=precision, dataset=dataset, sampler=sampler,
+        loader=loader, generators=generators, discriminators=discriminators, schedulers=schedulers, state=state,
+        step=CycleGANStep(accelerator, modules, cfg.loss, pools), ema=ema, checkpoints=checkpoints,
         fixed_images=fixed,  # type: ignore[arg-type]
-        total_steps=total_steps,
-    )
+        total_steps=min(total_steps, t.max_steps) if t.max_steps is not None else total_steps,
+    )  # fmt: skip
+
+
+def _networks(cfg: Config, *, channels_last: bool) -> tuple[nn.Module, nn.Module, Optimizer, Optimizer]:
+    """The generator pair, the discriminator pair and their Adam optimizers (before ``prepare``)."""
+    generators, discriminators = GeneratorPair.from_config(cfg.model), DiscriminatorPair.from_config(cfg.model)
+    if channels_last:
+        generators.to(memory_format=torch.channels_last)
+        discriminators.to(memory_format=torch.channels_last)
+    betas = (cfg.optim.beta1, cfg.optim.beta2)
+    opt_g = torch.optim.Adam(generators.parameters(), lr=cfg.optim.lr, betas=betas)
+    opt_d = torch.optim.Adam(discriminators.parameters(), lr=cfg.optim.lr, betas=betas)
+    return generators, discriminators, opt_g, opt_d
+
+
+def _seed_and_threads(cfg: Config, accelerator: Accelerator, use_cuda: bool) -> int:
+    """Seed everything, set determinism and the CPU thread policy; returns the loader's worker count."""
+    t = cfg.train
+    if t.deterministic:
+        torch.use_deterministic_algorithms(True)
+    set_seed(t.seed, deterministic=t.deterministic)
+    workers = _num_workers(cfg, accelerator.num_processes)
+    if use_cuda:
+        torch.backends.cudnn.benchmark = not t.deterministic
+    else:
+        torch.set_num_threads(_cpu_threads(accelerator.num_processes, workers))
+    return workers
 
 
 def _fill_domain_names(cfg: Config) -> None:
