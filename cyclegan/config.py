@@ -10,7 +10,6 @@ them take their names from here.
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -20,6 +19,7 @@ import yaml
 from cyclegan.contract import typed
 from cyclegan.contract.card import GeneratorKind, NormKind
 from cyclegan.contract.errors import ToolkitError
+from cyclegan.contract.files import write_text_atomic
 
 
 class ConfigError(ToolkitError, ValueError):
@@ -198,10 +198,7 @@ class Config:
 
     def save(self, path: str | Path) -> None:
         """Write the resolved config as YAML, atomically."""
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(self.to_yaml(), encoding="utf-8")
-        os.replace(tmp, path)
+        write_text_atomic(path, self.to_yaml())
 
 
 def _positive(section: Any, *names: str) -> None:

@@ -6,8 +6,8 @@ No pickles anywhere: the card is JSON in the header metadata (key ``"cyclegan"``
 
 from __future__ import annotations
 
+import errno
 import os
-import uuid
 from pathlib import Path
 
 import torch
@@ -17,7 +17,7 @@ from torch import nn
 
 import cyclegan
 from cyclegan.config import Config
-from cyclegan.contract import pixels
+from cyclegan.contract import files, pixels
 from cyclegan.contract.card import Direction, GeneratorCard
 from cyclegan.contract.errors import ToolkitError
 from cyclegan.models import generator_from_card
@@ -48,17 +48,16 @@ def save_generator(path: PathLike, module: nn.Module, card: GeneratorCard) -> Pa
     contiguous CPU tensor, which also un-shares tied weights (safetensors refuses shared storage).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {name: t.detach().to("cpu", copy=True).contiguous() for name, t in _unwrap(module).state_dict().items()}
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
-        save_file(tensors, str(tmp), metadata=card.to_props())
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise files.output_error(path.parent, exc) from None
+    with files.atomic_path(path, fsync=True) as tmp:  # a full disk: OutputError, no temporary file left
+        try:
+            save_file(tensors, str(tmp), metadata=card.to_props())
+        except SafetensorError as exc:  # safetensors reports I/O failures as its own error type
+            raise OSError(errno.EIO, str(exc)) from None
     return path
 
 
@@ -84,6 +83,7 @@ def load_generator(path: PathLike, device: str | torch.device = "cpu") -> tuple[
     """Rebuild the generator the card describes, load its weights on ``device``; returns (module in eval mode, card)."""
     path = Path(path)
     card = read_card(path)
+    _check_shapes(path, card)  # before building: a card claiming ngf=10**6 must not allocate the network
     module = generator_from_card(card)
     try:
         state = load_file(str(path), device=str(device))
@@ -106,6 +106,33 @@ def load_generator(path: PathLike, device: str | torch.device = "cpu") -> tuple[
             f"norm={card.norm}): {exc}"
         ) from None
     return module.eval(), card
+
+
+def _check_shapes(path: Path, card: GeneratorCard) -> None:
+    """The tensors in the file are the ones the card's architecture has (compared on the meta device)."""
+    with torch.device("meta"):
+        expected = {name: tuple(t.shape) for name, t in generator_from_card(card).state_dict().items()}
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            stored = {name: tuple(fh.get_slice(name).get_shape()) for name in fh.keys()}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise GeneratorFileError(
+            f"{path}: the weights cannot be read ({exc}); the file is truncated or corrupt"
+        ) from None
+    if stored != expected:
+        missing = sorted(set(expected) - set(stored))
+        wrong = sorted(name for name in set(expected) & set(stored) if expected[name] != stored[name])
+        what = (
+            f"{wrong[0]} is {list(stored[wrong[0]])} in the file, {list(expected[wrong[0]])} for the card"
+            if wrong
+            else f"{len(missing)} tensor(s) missing, e.g. {missing[0]}"
+            if missing
+            else f"unexpected tensor(s), e.g. {sorted(set(stored) - set(expected))[0]}"
+        )
+        raise GeneratorFileError(
+            f"{path}: the weights do not match the architecture in its card ({card.generator}, ngf={card.ngf}, "
+            f"norm={card.norm}): {what}"
+        )
 
 
 def card_from_config(

@@ -68,6 +68,11 @@ from cyclegan.contract.errors import reports_errors
     help="Side in pixels for the speed report (0: skip timing).",
 )
 @click.option("--threads", type=click.IntRange(1), default=None, help="onnxruntime intra-op threads for checks.")
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace .onnx files that already exist (otherwise an existing file stops the export before it starts).",
+)
 @reports_errors
 def export(
     source: Path,
@@ -82,6 +87,7 @@ def export(
     exporter: str,
     bench_size: int,
     threads: int | None,
+    overwrite: bool,
 ) -> None:
     """Export SOURCE (a training run folder or one .safetensors generator) to ONNX.
 
@@ -103,6 +109,7 @@ def export(
         exporter=exporter,
         bench_side=bench_size,
         threads=threads,
+        overwrite=overwrite,
     )
     reports = export_source(source, out_dir, options, direction=direction, name=name, echo=click.echo)
     for report in reports:

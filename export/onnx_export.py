@@ -23,7 +23,7 @@ import onnx
 import torch
 from torch import nn
 
-from cyclegan.contract import sizes
+from cyclegan.contract import files, sizes
 from cyclegan.contract.card import METADATA_KEY, GeneratorCard
 from cyclegan.contract.runtime import INPUT_NAME, OUTPUT_NAME
 from export.sources import ExportError
@@ -165,16 +165,14 @@ def save_single_file(proto: onnx.ModelProto, path: str | os.PathLike[str]) -> Pa
     failed verification never leaves a half-trusted model under the final name.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".onnx.tmp", dir=path.parent)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; the final file gets normal permissions
+    tmp = files.temporary_name(path)  # hidden, with this process's id: a later export removes it if we are killed
     try:
-        onnx.save_model(proto, tmp, save_as_external_data=False)
-        onnx.checker.check_model(tmp)
-    except Exception:
-        Path(tmp).unlink(missing_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        onnx.save_model(proto, str(tmp), save_as_external_data=False)
+        onnx.checker.check_model(str(tmp))
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno is not None:
+            raise files.output_error(path, exc) from None
         raise
-    return Path(tmp)
+    return tmp

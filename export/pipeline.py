@@ -15,11 +15,13 @@ import numpy as np
 import onnx
 from torch import nn
 
+from cyclegan.contract import files
 from cyclegan.contract.card import DIRECTIONS, PRECISIONS, GeneratorCard
+from cyclegan.contract.files import ensure_writable_dir
 from cyclegan.contract.sizes import round_up
 from export import onnx_export, quantize, verify
 from export.onnx_export import DEFAULT_OPSET
-from export.sources import ExportError, default_name, output_path, resolve_sources
+from export.sources import ExportError, default_name, output_path, refuse_existing, resolve_sources
 
 DEFAULT_MAX_SIDE = 1024
 REDUCED_PSNR_WARN_DB = 30.0
@@ -56,6 +58,7 @@ class ExportOptions:
     bench_repeats: int = 3
     threads: int | None = None
     tolerance: float = verify.FP32_TOLERANCE  # max abs difference onnxruntime vs PyTorch for fp32
+    overwrite: bool = False  # replace existing .onnx files (otherwise an existing one stops the export)
 
     def validate(self) -> None:
         unknown = [p for p in self.precisions if p not in PRECISIONS]
@@ -96,11 +99,17 @@ def export_generator(
         calibration_files = []
     name = name or default_name(source, card)
     max_side = options.max_side
+    finals = [output_path(out_dir, name, card.direction, precision) for precision in options.precisions]
+    if not options.overwrite:
+        refuse_existing(finals)
+    ensure_writable_dir(out_dir, "--out")
+    removed = files.remove_stale_temporaries(out_dir)
+    if removed:
+        echo(f"removed {removed} temporary file(s) left in {out_dir} by an interrupted export")
 
     proto, exporter = onnx_export.to_onnx_proto(module, card, opset=options.opset, exporter=options.exporter)  # type: ignore[arg-type]
     onnx_export.check_io(proto)
     report = ExportReport(source=source, direction=card.direction, exporter=exporter)
-    out_dir.mkdir(parents=True, exist_ok=True)
 
     fp32_card = onnx_export.export_card(card, precision="fp32", opset=options.opset, max_side=max_side)
     fp32_tmp = onnx_export.save_single_file(
@@ -127,7 +136,7 @@ def export_generator(
         fp32_ms = verify.time_session(fp32_session, bench, options.bench_repeats) if bench is not None else None
         eval_inputs = _eval_inputs(card, calibration_files)
         fp32_eval = [verify.run_session(fp32_session, x) for x in eval_inputs]
-        finals: list[tuple[Path, VariantReport]] = []
+        written: list[tuple[Path, VariantReport]] = []
         for precision in options.precisions:
             final = output_path(out_dir, name, card.direction, precision)
             if precision == "fp32":
@@ -148,20 +157,38 @@ def export_generator(
                 if bench is not None:
                     variant.ms_per_image = verify.time_session(session, bench, options.bench_repeats)
                     variant.bench_side = options.bench_side
-            finals.append((tmp, variant))
+            written.append((tmp, variant))
             echo("  " + describe(variant, fp32_ms))
             if variant.psnr_db is not None and variant.psnr_db < REDUCED_PSNR_WARN_DB:
                 echo(
                     f"  warning: {precision} PSNR {variant.psnr_db:.1f} dB is below {REDUCED_PSNR_WARN_DB:.0f} dB "
                     "against fp32: expect visible differences"
                 )
-        for tmp, variant in finals:
-            os.replace(tmp, variant.path)
+        for tmp, variant in written:
+            _move_into_place(tmp, variant.path, options.overwrite)
             report.variants.append(variant)
     finally:
         for tmp in tmp_files:
             tmp.unlink(missing_ok=True)
     return report
+
+
+def _move_into_place(tmp: Path, final: Path, overwrite: bool) -> None:
+    """Rename the verified file to its final name; without ``overwrite`` never over an existing file, even one
+    that another export wrote meanwhile (a hard link fails where the name exists)."""
+    try:
+        if overwrite:
+            os.replace(tmp, final)
+            return
+        os.link(tmp, final)
+    except FileExistsError:
+        raise ExportError(
+            f"{final} appeared while exporting (another export into {final.parent}?): pass --overwrite to replace "
+            "it, or --name NAME"
+        ) from None
+    except OSError as exc:
+        raise files.output_error(final, exc) from None
+    tmp.unlink()
 
 
 def export_source(
@@ -174,17 +201,32 @@ def export_source(
     echo: Echo = lambda _msg: None,
 ) -> list[ExportReport]:
     """Export a run folder (both directions or one) or a single .safetensors generator."""
-    files = resolve_sources(source, direction)
-    if len(files) == 1 and direction in DIRECTIONS:
+    sources = resolve_sources(source, direction)
+    if len(sources) == 1 and direction in DIRECTIONS:
         from cyclegan.generator_io import read_card
 
         try:
-            card_direction = read_card(files[0]).direction
+            card_direction = read_card(sources[0]).direction
         except Exception as exc:  # noqa: BLE001
-            raise ExportError(f"cannot read the metadata of {files[0]}: {exc}") from None
+            raise ExportError(f"cannot read the metadata of {sources[0]}: {exc}") from None
         if card_direction != direction:
-            raise ExportError(f"{files[0]} holds the {card_direction} generator, but --direction {direction} was asked")
-    return [export_generator(f, Path(out_dir), options, name=name, echo=echo) for f in files]
+            raise ExportError(
+                f"{sources[0]} holds the {card_direction} generator, but --direction {direction} was asked"
+            )
+    if not options.overwrite:  # every direction checked before the first one is exported
+        refuse_existing([path for f in sources for path in _planned_outputs(f, Path(out_dir), options, name)])
+    return [export_generator(f, Path(out_dir), options, name=name, echo=echo) for f in sources]
+
+
+def _planned_outputs(source: Path, out_dir: Path, options: ExportOptions, name: str | None) -> list[Path]:
+    from cyclegan.generator_io import read_card
+
+    try:
+        card = read_card(source)
+    except Exception:  # noqa: BLE001 - export_generator reports an unreadable file properly
+        return []
+    name = name or default_name(source, card)
+    return [output_path(out_dir, name, card.direction, precision) for precision in options.precisions]
 
 
 def describe(variant: VariantReport, fp32_ms: float | None) -> str:

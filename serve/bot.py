@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
 import signal
 import sys
@@ -37,15 +38,17 @@ from pathlib import Path
 
 from telegram import Update
 from telegram.error import InvalidToken, NetworkError, TelegramError
-from telegram.ext import Application, ApplicationBuilder
+from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 
 from cyclegan.contract.errors import EXIT_FAILED, ToolkitError
+from cyclegan.contract.files import OutputError, write_text_atomic
 from serve.bot_config import BotSettings, SettingsError, configure_logging, log_event
 from serve.bot_handlers import COMMANDS, StyleBot, StyleCatalog, StylizerLike
 from serve.bot_worker import InferencePool, RateLimiter
 
 logger = logging.getLogger("serve.bot")
 
+FLOOD_RETRIES = 3  # a request refused with RetryAfter is retried this often before the handler gives up
 STYLE_BOT_KEY = "style_bot"  # application.bot_data[STYLE_BOT_KEY] -> the StyleBot (settings, styles, pool)
 
 
@@ -86,6 +89,8 @@ def build_application(settings: BotSettings, stylizers: Sequence[StylizerLike]) 
     application = (
         ApplicationBuilder()
         .token(settings.token)
+        # Outgoing flood control: Telegram's limits kept, and a RetryAfter (429) waited out and retried.
+        .rate_limiter(AIORateLimiter(max_retries=FLOOD_RETRIES))
         .base_url(settings.api_base_url)
         .base_file_url(settings.api_file_url)
         # Refusals ("busy") must not wait behind running jobs, so handle more updates than the pool admits.
@@ -125,11 +130,13 @@ async def run_application(application: Application, stop: asyncio.Event) -> None
             queue_size=settings.queue_size,
         )
         heartbeat = asyncio.create_task(_heartbeat(application, settings), name="heartbeat")
+        sweeper = asyncio.create_task(_sweep_rate_limiter(style_bot.limiter), name="rate-limiter-sweep")
         try:
             await stop.wait()
         finally:
             log_event(logger, "stopping", admitted=style_bot.pool.admitted, running=style_bot.pool.running)
             heartbeat.cancel()
+            sweeper.cancel()
             style_bot.pool.close()  # running jobs go on; the rest are answered "restarting"
             await application.updater.stop()
             await application.stop()  # waits for every update being handled
@@ -137,6 +144,13 @@ async def run_application(application: Application, stop: asyncio.Event) -> None
             if settings.heartbeat_file is not None:
                 settings.heartbeat_file.unlink(missing_ok=True)
     log_event(logger, "stopped")
+
+
+async def _sweep_rate_limiter(limiter: RateLimiter) -> None:
+    """Let the rate limiter forget idle users even when no request comes to trigger it."""
+    while True:
+        await asyncio.sleep(limiter.window_s)
+        limiter.sweep()
 
 
 async def _heartbeat(application: Application, settings: BotSettings) -> None:
@@ -154,9 +168,10 @@ async def _heartbeat(application: Application, settings: BotSettings) -> None:
                 "admitted": style_bot.pool.admitted,
                 "running": style_bot.pool.running,
             }
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text(json.dumps(beat), encoding="utf-8")
-            tmp.replace(path)
+            try:
+                write_text_atomic(path, json.dumps(beat))
+            except OutputError as exc:  # the healthcheck reports the missing beat; the bot keeps serving
+                log_event(logger, "heartbeat_failed", level=logging.WARNING, error=str(exc))
         await asyncio.sleep(settings.heartbeat_seconds)
 
 
@@ -209,16 +224,27 @@ def healthcheck(environ: Mapping[str, str] | None = None) -> tuple[bool, str]:
     name = env.get("BOT_HEARTBEAT_FILE", "").strip()
     if not name:
         return False, "BOT_HEARTBEAT_FILE is not set, so there is no heartbeat to check"
+    raw_period = env.get("BOT_HEARTBEAT_SECONDS", "").strip()
     try:
-        period = float(env.get("BOT_HEARTBEAT_SECONDS", "").strip() or BotSettings.heartbeat_seconds)
+        period = float(raw_period or BotSettings.heartbeat_seconds)
+    except ValueError:
+        period = math.nan
+    if not 0 < period <= 3600:
+        return False, f"BOT_HEARTBEAT_SECONDS={raw_period!r} is not a period between 0 and 3600 seconds"
+    try:
         beat = json.loads(Path(name).read_text(encoding="utf-8"))
-        age = time.time() - float(beat["time"])
+        stamp = beat["time"]
+        if isinstance(stamp, bool) or not isinstance(stamp, (int, float)) or not math.isfinite(stamp):
+            raise ValueError(f"its time is {stamp!r}, not a finite number")
+        age = time.time() - stamp
     except FileNotFoundError:
         return False, f"no heartbeat at {name}: the bot is starting, stopped or never loaded its models"
     except (OSError, ValueError, KeyError, TypeError) as exc:
         return False, f"unreadable heartbeat at {name}: {exc}"
     if age > 3 * period:
         return False, f"last heartbeat {age:.0f} s ago (expected every {period:g} s): the event loop is stuck"
+    if age < -period:  # a clock step or a file written by something else cannot prove the loop is alive
+        return False, f"the heartbeat at {name} is {-age:.0f} s in the future: the clock changed or it is not ours"
     return (
         True,
         f"ok: {beat.get('styles')} styles, {beat.get('admitted')} requests in progress, heartbeat {age:.0f} s ago",

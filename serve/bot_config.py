@@ -6,7 +6,8 @@ variable                    meaning                                        defau
 ``BOT_TOKEN``               the bot token from @BotFather                  (this or ``BOT_TOKEN_FILE``)
 ``BOT_TOKEN_FILE``          file holding the token (Docker/K8s secrets)
 ``BOT_MODELS_DIR``          folder of exported ``*.onnx`` styles           ``models``
-``BOT_ALLOWED_USERS``       comma-separated user ids; empty: everyone      empty
+``BOT_ALLOWED_USERS``       comma-separated user ids; unset: everyone      unset
+                            (set, it must list at least one id)
 ``BOT_MAX_INPUT_BYTES``     largest accepted upload (checked before        ``20971520`` (20 MiB, the Bot
                             downloading)                                   API's download limit)
 ``BOT_MAX_PIXELS``          largest decoded image (decompression bombs)    ``50000000``
@@ -114,8 +115,8 @@ class BotSettings:
                 problems.append(f"{name}={url!r} must be an http(s) URL")
         if self.log_level not in LOG_LEVELS:
             problems.append(f"BOT_LOG_LEVEL={self.log_level!r} must be one of {', '.join(LOG_LEVELS)}")
-        if self.heartbeat_seconds <= 0:
-            problems.append(f"BOT_HEARTBEAT_SECONDS={self.heartbeat_seconds} must be positive")
+        if not 0 < self.heartbeat_seconds <= 3600:  # also refuses nan and inf
+            problems.append(f"BOT_HEARTBEAT_SECONDS={self.heartbeat_seconds} must be between 0 and 3600 seconds")
         if not 0 <= self.poll_timeout <= 300:
             problems.append(f"BOT_POLL_TIMEOUT={self.poll_timeout} must be between 0 and 300 seconds")
         return problems
@@ -149,9 +150,7 @@ class BotSettings:
         values = dict(
             token=token,
             models_dir=Path(env.get("BOT_MODELS_DIR", "").strip() or "models"),
-            allowed_users=get(
-                "BOT_ALLOWED_USERS", parse_user_ids, frozenset(), "a comma-separated list of numeric user ids"
-            ),
+            allowed_users=_allowed_users(env.get("BOT_ALLOWED_USERS"), problems),
             max_input_bytes=get("BOT_MAX_INPUT_BYTES", int, cls.max_input_bytes, "an integer"),
             max_pixels=get("BOT_MAX_PIXELS", int, cls.max_pixels, "an integer"),
             max_side=get("BOT_MAX_SIDE", int, cls.max_side, "an integer"),
@@ -185,11 +184,29 @@ class _Unchecked(BotSettings):
 
 
 def parse_user_ids(text: str) -> frozenset[int]:
-    """``"123, 456 789"`` -> ``{123, 456, 789}``."""
+    """``"123, 456 789"`` -> ``{123, 456, 789}`` (ASCII digits only)."""
     ids = [part for part in re.split(r"[\s,]+", text) if part]
-    if not all(part.isdigit() for part in ids):
+    if not all(part.isascii() and part.isdigit() for part in ids):
         raise ValueError("user id list")
     return frozenset(int(part) for part in ids)
+
+
+def _allowed_users(raw: str | None, problems: list[str]) -> frozenset[int]:
+    """Unset: everyone may use the bot. Set, it must name someone: an allowlist that parses to nothing
+    (``","``, ``" , "``, an empty value from a template) would otherwise open the bot to everyone."""
+    if raw is None:
+        return frozenset()
+    try:
+        ids = parse_user_ids(raw)
+    except ValueError:
+        problems.append(f"BOT_ALLOWED_USERS={raw.strip()!r} is not a comma-separated list of numeric user ids")
+        return frozenset()
+    if not ids:
+        problems.append(
+            f"BOT_ALLOWED_USERS={raw!r} is set but lists no user id: list the ids allowed to use the bot, "
+            "or unset the variable to allow everyone"
+        )
+    return ids
 
 
 def _read_token(env: Mapping[str, str], problems: list[str]) -> str:
@@ -202,6 +219,8 @@ def _read_token(env: Mapping[str, str], problems: list[str]) -> str:
             token = Path(token_file).read_text(encoding="utf-8").strip()
         except OSError as exc:
             problems.append(f"BOT_TOKEN_FILE={token_file} cannot be read: {exc.strerror}")
+        except UnicodeDecodeError:
+            problems.append(f"BOT_TOKEN_FILE={token_file} is not a text file (a token is ASCII)")
     elif not token:
         problems.append(_NO_TOKEN)
     return token

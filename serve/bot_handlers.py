@@ -48,6 +48,7 @@ from telegram.ext import (
 )
 
 from cyclegan.contract.card import GeneratorCard
+from cyclegan.contract.files import safe_stem
 from cyclegan.contract.images import JPEG_QUALITY, ImageInputError, is_image_name, open_image
 from serve.bot_config import BotSettings, log_event
 from serve.bot_worker import InferencePool, PoolClosedError, QueueFullError, RateLimiter
@@ -365,7 +366,8 @@ class StyleBot:
         else:
             source = message.document
             assert source is not None
-            stem, as_file = PurePath(source.file_name or f"image_{message.message_id}").stem, True
+            stem = safe_stem(PurePath(source.file_name or "").stem, f"image_{message.message_id}")
+            as_file = True
             if not self._is_image_document(source):
                 await self._refuse(
                     message,
@@ -418,13 +420,22 @@ class StyleBot:
             await context.bot.send_chat_action(
                 message.chat_id, ChatAction.UPLOAD_DOCUMENT if as_file else ChatAction.UPLOAD_PHOTO
             )
-        file = await source.get_file()
+        too_large = f"That file is larger than {_megabytes(self.settings.max_input_bytes)}. Send a smaller image."
+        try:
+            file = await source.get_file()
+        except BadRequest as exc:
+            if "too big" not in str(exc).lower():
+                raise
+            # A document sent without a declared size: the Bot API refuses files over its download limit.
+            await self._refuse(message, "too_large", too_large)
+            return
         if file.file_size is not None and file.file_size > self.settings.max_input_bytes:
-            await self._refuse(
-                message, "too_large", f"That file is larger than {_megabytes(self.settings.max_input_bytes)}."
-            )
+            await self._refuse(message, "too_large", too_large)
             return
         data = bytes(await file.download_as_bytearray())
+        if len(data) > self.settings.max_input_bytes:  # a (self-hosted) server that did not say the size
+            await self._refuse(message, "too_large", too_large)
+            return
         downloaded = time.perf_counter()
         try:
             done = await self.pool.run(

@@ -117,13 +117,22 @@ class InferencePool:
 
 
 class RateLimiter:
-    """At most ``limit`` accepted events per key in any ``window_s`` seconds (``limit=0``: unlimited)."""
+    """At most ``limit`` accepted events per key in any ``window_s`` seconds (``limit=0``: unlimited).
+
+    Memory follows the active users: once per window every key whose last event left the window is dropped,
+    so a stream of one-off users (200,000 in an hour) does not accumulate.
+    """
 
     def __init__(self, limit: int, window_s: float = 60.0, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.limit = limit
         self.window_s = window_s
         self._clock = clock
         self._events: dict[Hashable, collections.deque[float]] = {}
+        self._next_sweep = clock() + window_s
+
+    def __len__(self) -> int:
+        """Keys remembered now (users with an event in the last window, until the next sweep)."""
+        return len(self._events)
 
     def retry_after(self, key: Hashable) -> float:
         """Seconds until ``key`` may be served again; 0.0 when it may now."""
@@ -137,7 +146,19 @@ class RateLimiter:
     def record(self, key: Hashable) -> None:
         """Count one accepted event for ``key``."""
         if self.limit > 0:
-            self._events.setdefault(key, collections.deque()).append(self._clock())
+            now = self._clock()
+            self._events.setdefault(key, collections.deque()).append(now)
+            if now >= self._next_sweep:
+                self.sweep()
+
+    def sweep(self) -> None:
+        """Forget every key whose newest event is out of the window (amortised: one pass per window; the bot
+        also calls it periodically, so an idle bot lets go of its last users)."""
+        now = self._clock()
+        horizon = now - self.window_s
+        for key in [key for key, events in self._events.items() if events[-1] <= horizon]:
+            del self._events[key]
+        self._next_sweep = now + self.window_s
 
     def _recent(self, key: Hashable) -> collections.deque[float]:
         events = self._events.get(key)

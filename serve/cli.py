@@ -16,6 +16,7 @@ import click
 from tqdm import tqdm
 
 from cyclegan.contract.errors import ToolkitError, reports_errors
+from cyclegan.contract.files import OutputError, ensure_writable_dir, is_within
 from cyclegan.contract.images import (
     DEFAULT_MAX_PIXELS,
     ImageInputError,
@@ -80,21 +81,34 @@ def _output(rel: Path, kind: str, fmt: str) -> Path:
     return _image_name(rel, fmt)
 
 
-def _walk(folder: Path, recursive: bool, skip: Path) -> Iterator[Path]:
+def _walk(folder: Path, recursive: bool, skip: Path | None) -> Iterator[Path]:
+    """Files under ``folder`` (hidden ones left out), except those under ``skip`` (an --out inside the folder)."""
     pattern = folder.rglob("*") if recursive else folder.glob("*")
     for path in sorted(pattern):
         if path.is_file() and not any(part.startswith(".") for part in path.relative_to(folder).parts):
-            if skip not in path.resolve().parents:
+            if skip is None or not is_within(path.resolve(), skip):
                 yield path
 
 
+class PlanError(ToolkitError):
+    """The inputs and --out cannot be planned without writing over an input; nothing was done."""
+
+
 def plan_jobs(inputs: Sequence[Path], out: Path, *, fmt: str = "keep", recursive: bool = True) -> Plan:
-    """Map inputs to output paths: files to ``OUT/name``, folder contents to ``OUT/relative/path``."""
+    """Map inputs to output paths: files to ``OUT/name``, folder contents to ``OUT/relative/path``.
+
+    An output is never one of the inputs: a folder that is --out itself, or an output path that is an input
+    file, raise :class:`PlanError` before anything is written. Files inside an --out that lies within an
+    input folder are not read (they are outputs).
+    """
     plan = Plan([], [])
     taken: dict[Path, Path] = {}
     out_resolved = out.resolve()
 
+    sources: set[Path] = set()  # every input file, also those whose output collides
+
     def add(src: Path, rel: Path, kind: str) -> None:
+        sources.add(src.resolve())
         dst = out / _output(rel, kind, fmt)
         if dst in taken:
             plan.problems.append(f"{src}: its output {dst} is also the output of {taken[dst]}; rename one")
@@ -104,7 +118,13 @@ def plan_jobs(inputs: Sequence[Path], out: Path, *, fmt: str = "keep", recursive
 
     for item in inputs:
         if item.is_dir():
-            for path in _walk(item, recursive, out_resolved):
+            if item.resolve() == out_resolved:
+                raise PlanError(
+                    f"{item} is the --out folder itself: its files would be replaced by their stylized versions; "
+                    "choose another --out (nothing was written)"
+                )
+            inner_out = out_resolved if is_within(out_resolved, item.resolve()) else None
+            for path in _walk(item, recursive, inner_out):
                 kind = _kind(path)
                 if kind is None:
                     plan.ignored += 1
@@ -114,6 +134,15 @@ def plan_jobs(inputs: Sequence[Path], out: Path, *, fmt: str = "keep", recursive
             add(item, Path(item.name), _kind(item) or "unknown")
         else:
             plan.problems.append(f"{item}: no such file or folder")
+    for job in plan.jobs:
+        outputs = [job.dst] if job.kind != "unknown" else [job.dst, job.dst.with_name(output_name(job.dst))]
+        clash = next((dst for dst in outputs if dst.resolve() in sources), None)
+        if clash is not None:
+            raise PlanError(
+                f"{job.src}: its output {clash} would be written over "
+                f"{'the input itself' if clash.resolve() == job.src.resolve() else 'another input'}; "
+                "choose another --out (nothing was written)"
+            )
     return plan
 
 
@@ -236,16 +265,17 @@ def stylize(
     """
     from serve.stylizer import Stylizer  # onnxruntime loads only for this command
 
+    plan = plan_jobs(inputs, out, fmt=fmt, recursive=recursive)  # before the model loads: fast errors
     stylizer = Stylizer(model, threads=threads, max_side=max_side)
-    plan = plan_jobs(inputs, out, fmt=fmt, recursive=recursive)
     failed = list(plan.problems)
     for problem in plan.problems:
         click.echo(f"failed: {problem}", err=True)
     done = {"image": 0, "video": 0}
     skipped = 0
-    out.mkdir(parents=True, exist_ok=True)
+    stopped: OutputError | None = None
+    ensure_writable_dir(out, "--out")
     bar = tqdm(plan.jobs, unit="file", desc="stylize", disable=quiet or len(plan.jobs) < 2)
-    for job in bar:
+    for index, job in enumerate(bar):
         if job.dst.exists() and not overwrite:
             skipped += 1
             continue
@@ -254,6 +284,12 @@ def stylize(
                 stylizer, job, max_side=max_side, max_pixels=max_pixels, crf=crf, preset=preset, progress=not quiet
             )
             done[kind] += 1
+        except OutputError as exc:
+            failed.append(f"{job.src}: {exc}")
+            tqdm.write(f"failed: {job.src}: {exc}", file=sys.stderr)
+            if exc.disk_wide:  # every further file would fail the same way
+                stopped, not_started = exc, len(plan.jobs) - index - 1
+                break
         except ToolkitError as exc:
             failed.append(f"{job.src}: {exc}")
             tqdm.write(f"failed: {job.src}: {exc}", file=sys.stderr)
@@ -267,9 +303,15 @@ def stylize(
     if plan.ignored:
         parts.append(f"{plan.ignored} ignored (not images or videos)")
     parts.append(f"{len(failed)} failed")
+    if stopped is not None:
+        parts.append(f"stopped early, {_plural(not_started, 'file')} not started ({stopped})")
+    if not plan.jobs and not failed:
+        parts.append("nothing to do: the inputs hold no images or videos")
     click.echo("; ".join(parts))
     if failed:
         raise SystemExit(1)
+    if not plan.jobs:
+        raise SystemExit(2)
 
 
 @cli.command("bot", context_settings=CONTEXT)

@@ -25,6 +25,8 @@ from cyclegan.contract.errors import ToolkitError
 
 METADATA_KEY = "cyclegan"
 FORMAT = "cyclegan-toolkit/generator@1"
+# Serving pads every image up to these rules: a card asking for more would turn any photo into a huge tensor.
+MAX_SIZE_RULE = 2048
 
 # The architecture vocabulary: the training config, the model factory and the card all take it from here.
 GeneratorKind = Literal["resnet_9blocks", "resnet_6blocks", "unet_128", "unet_256"]
@@ -103,6 +105,12 @@ class GeneratorCard:
         for name in ("input_nc", "output_nc", "ngf", "size_multiple", "min_side", "train_size"):
             if getattr(self, name) < 1:
                 raise CardError(f"card field {name} must be >= 1, got {getattr(self, name)}")
+        for name in ("size_multiple", "min_side"):
+            if getattr(self, name) > MAX_SIZE_RULE:
+                raise CardError(
+                    f"card field {name} must be at most {MAX_SIZE_RULE} (every image is padded up to it), "
+                    f"got {getattr(self, name)}"
+                )
         if self.input_nc not in (1, 3) or self.output_nc not in (1, 3):
             raise CardError(f"card: only 1 or 3 channels are supported, got {self.input_nc} -> {self.output_nc}")
         if any(not math.isfinite(s) or s <= 0 for s in self.std):

@@ -10,7 +10,6 @@ name's extension names.
 from __future__ import annotations
 
 import io
-import os
 import re
 import warnings
 from pathlib import Path
@@ -20,6 +19,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from cyclegan.contract.errors import ToolkitError
+from cyclegan.contract.files import atomic_path, output_error
 from cyclegan.contract.sizes import fit_size
 
 ImageSource = bytes | bytearray | str | Path | BinaryIO
@@ -159,7 +159,8 @@ def output_format(path: str | Path) -> str:
 
 
 def save_image(image: Image.Image, path: str | Path, *, quality: int = JPEG_QUALITY) -> Path:
-    """Write ``image`` atomically (temporary file, then rename) in the format its extension names.
+    """Write ``image`` atomically (temporary file, then rename) in the format its extension names; a full or
+    read-only disk raises :class:`~cyclegan.contract.files.OutputError` and leaves no temporary file.
 
     JPEGs at ``quality`` >= 90 keep full colour resolution (4:4:4); below that, 4:2:0 as usual.
     """
@@ -171,11 +172,10 @@ def save_image(image: Image.Image, path: str | Path, *, quality: int = JPEG_QUAL
     if fmt == "JPEG":
         options["subsampling"] = 0 if quality >= 90 else 2
         image = to_rgb(image) if image.mode not in ("RGB", "L", "CMYK") else image
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise output_error(path.parent, exc) from None
+    with atomic_path(path) as partial:
         image.save(partial, fmt, **options)
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
     return path

@@ -72,10 +72,21 @@ class UnpairedImageDataset(Dataset):
             "B_path": str(path_b),
         }
 
-    def validate(self) -> UnpairedImageDataset:
+    def validate(self, batch_size: int = 1) -> UnpairedImageDataset:
         """Decode every image once (a truncated file passes a header check but stops training mid-epoch);
-        :class:`DatasetError` lists the unusable files (up to 10)."""
-        bad = [f"{path} ({reason})" for path in self.paths_a + self.paths_b if (reason := _problem(path))]
+        :class:`DatasetError` lists the unusable files (up to 10). With ``batch_size`` > 1 the images of a
+        domain must also come out of the transform at one size (``data.preprocess=none`` keeps each size)."""
+        bad = []
+        sizes: dict[str, dict[tuple[int, int], list[Path]]] = {"A": {}, "B": {}}
+        for domain, paths in (("A", self.paths_a), ("B", self.paths_b)):
+            for path in paths:
+                try:
+                    with open_image(path) as image:
+                        size = self.transform.output_size(*image.size)
+                except ImageInputError as exc:
+                    bad.append(f"{path} ({exc})")
+                    continue
+                sizes[domain].setdefault(size, []).append(path)
         if bad:
             more = f" and {len(bad) - 10} more" if len(bad) > 10 else ""
             raise DatasetError(
@@ -84,6 +95,16 @@ class UnpairedImageDataset(Dataset):
                 + more
                 + ": delete or replace them (re-import with `cyclegan images` to convert)"
             )
+        for domain, found in sizes.items():
+            if batch_size > 1 and len(found) > 1:
+                common, *others = sorted(found, key=lambda size: -len(found[size]))
+                example = found[others[0]][0]
+                raise DatasetError(
+                    f"data.preprocess={self.cfg.preprocess} gives the {domain} images {len(found)} different sizes "
+                    f"(e.g. {common[0]}x{common[1]} for {len(found[common])} images, {others[0][0]}x{others[0][1]} "
+                    f"for {example}), but train.batch_size={batch_size} stacks images of one size: use "
+                    "train.batch_size=1, a cropping data.preprocess (resize_and_crop, crop), or images of one size"
+                )
         return self
 
 
@@ -92,11 +113,3 @@ def load_image(path: Path) -> Image.Image:
         return open_image(path)
     except ImageInputError as exc:
         raise DatasetError(f"cannot read image {path}: {exc}: delete or replace the file") from None
-
-
-def _problem(path: Path) -> str | None:
-    try:
-        open_image(path)
-    except ImageInputError as exc:
-        return str(exc)
-    return None

@@ -50,6 +50,14 @@ class ImageTransform:
     def crops(self) -> bool:
         return self.preprocess in ("resize_and_crop", "crop", "scale_width_and_crop")
 
+    def output_size(self, width: int, height: int) -> tuple[int, int]:
+        """(width, height) of the tensor this transform makes of a ``width`` x ``height`` image."""
+        if self.crops:
+            return self.crop_size, self.crop_size
+        if self.preprocess in ("scale_width", "scale_width_and_crop"):
+            width, height = self.load_size, max(round(self.load_size * height / width), self.crop_size)
+        return _multiple_size(width, height, self.size_multiple)
+
     def __call__(self, image: Image.Image, generator: torch.Generator | None = None) -> torch.Tensor:
         if self.random and generator is None:
             raise ValueError("a random ImageTransform needs a torch.Generator (seed it per item)")
@@ -89,9 +97,13 @@ class ImageTransform:
         return F.crop(image, top, left, size, size)
 
 
+def _multiple_size(width: int, height: int, multiple: int) -> tuple[int, int]:
+    return max(multiple, round(width / multiple) * multiple), max(multiple, round(height / multiple) * multiple)
+
+
 def _resize_to_multiple(image: Image.Image, multiple: int) -> Image.Image:
     width, height = image.size
-    target = (max(multiple, round(width / multiple) * multiple), max(multiple, round(height / multiple) * multiple))
+    target = _multiple_size(width, height, multiple)
     if target == (width, height):
         return image
     return F.resize(image, [target[1], target[0]], InterpolationMode.BICUBIC)

@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+import math
 import sys
 
 import click
 
 from cyclegan.contract.errors import reports_errors
+from cyclegan.contract.images import DEFAULT_MAX_PIXELS
 from cyclegan.frames.pipeline import FrameOptions, Summary, build_from_videos, import_images
 from cyclegan.frames.quality import QualityFilter
 from cyclegan.frames.video import Sampling
 
 _DOMAIN = click.Choice(["A", "B"])
+
+
+class _Finite(click.FloatRange):
+    """A number option that refuses nan and inf (a NaN threshold would switch its rule off without a word)."""
+
+    name = "number"
+
+    def convert(self, value, param, ctx):  # noqa: ANN001, ANN201 - click's signature
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
 
 
 def _off(value: float | None) -> float | None:
@@ -45,7 +59,7 @@ def _common(func):
         click.option("--jpeg-quality", type=click.IntRange(1, 100), default=95, show_default=True),
         click.option(
             "--test-ratio",
-            type=click.FloatRange(0.0, 1.0, max_open=True),
+            type=_Finite(0.0, 1.0, max_open=True),
             default=0.0,
             show_default=True,
             help="Share of files put in test<domain> (stable: decided by a hash of the file name).",
@@ -80,28 +94,30 @@ def _quality(max_dark, min_bright, min_std, min_sharpness) -> QualityFilter:
 @_common
 @click.option(
     "--every-seconds",
-    type=click.FloatRange(min=0, min_open=True),
+    type=_Finite(min=0, min_open=True),
     default=None,
     help="One frame every S seconds (default 1 s when no sampling option is given).",
 )
 @click.option("--every-frames", type=click.IntRange(min=1), default=None, help="One frame every N decoded frames.")
 @click.option("--count", type=click.IntRange(min=1), default=None, help="N frames spread evenly over [start, end).")
+@click.option("--start", type=_Finite(min=0), default=0.0, show_default=True, help="Skip the first S seconds (intros).")
+@click.option("--end", type=_Finite(min=0, min_open=True), default=None, help="Stop at S seconds (credits).")
 @click.option(
-    "--start", type=click.FloatRange(min=0), default=0.0, show_default=True, help="Skip the first S seconds (intros)."
-)
-@click.option("--end", type=click.FloatRange(min=0, min_open=True), default=None, help="Stop at S seconds (credits).")
-@click.option(
-    "--max-dark", type=float, default=16.0, show_default=True, help="Drop frames with mean gray <= this (-1: off)."
+    "--max-dark", type=_Finite(), default=16.0, show_default=True, help="Drop frames with mean gray <= this (-1: off)."
 )
 @click.option(
-    "--min-bright", type=float, default=240.0, show_default=True, help="Drop frames with mean gray >= this (-1: off)."
+    "--min-bright",
+    type=_Finite(),
+    default=240.0,
+    show_default=True,
+    help="Drop frames with mean gray >= this (-1: off).",
 )
 @click.option(
-    "--min-std", type=float, default=8.0, show_default=True, help="Drop frames with gray std below this (-1: off)."
+    "--min-std", type=_Finite(), default=8.0, show_default=True, help="Drop frames with gray std below this (-1: off)."
 )
 @click.option(
     "--min-sharpness",
-    type=float,
+    type=_Finite(),
     default=25.0,
     show_default=True,
     help="Drop frames whose Laplacian variance (gray, longer side 256 px) is below this (-1: off).",
@@ -173,16 +189,23 @@ def frames(
 @click.argument("inputs", nargs=-1, required=True, type=click.Path())
 @_common
 @click.option(
-    "--max-dark", type=float, default=-1, show_default=True, help="Drop images with mean gray <= this (-1: off)."
+    "--max-dark", type=_Finite(), default=-1, show_default=True, help="Drop images with mean gray <= this (-1: off)."
 )
 @click.option(
-    "--min-bright", type=float, default=-1, show_default=True, help="Drop images with mean gray >= this (-1: off)."
+    "--min-bright", type=_Finite(), default=-1, show_default=True, help="Drop images with mean gray >= this (-1: off)."
 )
 @click.option(
-    "--min-std", type=float, default=-1, show_default=True, help="Drop images with gray std below this (-1: off)."
+    "--min-std", type=_Finite(), default=-1, show_default=True, help="Drop images with gray std below this (-1: off)."
 )
 @click.option(
-    "--min-sharpness", type=float, default=-1, show_default=True, help="Drop images less sharp than this (-1: off)."
+    "--min-sharpness", type=_Finite(), default=-1, show_default=True, help="Drop images less sharp than this (-1: off)."
+)
+@click.option(
+    "--max-pixels",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_PIXELS,
+    show_default=True,
+    help="Skip images with more pixels than this (decompression-bomb guard; raise it for huge scans).",
 )
 @reports_errors
 def images(
@@ -203,6 +226,7 @@ def images(
     min_bright,
     min_std,
     min_sharpness,
+    max_pixels,
 ) -> None:
     """Import photos (files or folders, recursive) into a dataset domain."""
     try:
@@ -220,4 +244,4 @@ def images(
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     log = lambda message: click.echo(message, err=True)  # noqa: E731
-    _report(import_images(inputs, out, domain, options, name=name, progress=progress, log=log))
+    _report(import_images(inputs, out, domain, options, name=name, progress=progress, log=log, max_pixels=max_pixels))

@@ -18,8 +18,9 @@ from typing import Any
 from PIL import Image
 from tqdm import tqdm
 
-from cyclegan.contract.images import ImageInputError, is_image_name, open_image
-from cyclegan.contract.layout import DOMAINS
+from cyclegan.contract.files import is_within
+from cyclegan.contract.images import DEFAULT_MAX_PIXELS, ImageInputError, is_image_name, open_image
+from cyclegan.contract.layout import DOMAINS, SPLITS
 from cyclegan.contract.video import is_video_name
 from cyclegan.frames.dedup import Deduper, dhash
 from cyclegan.frames.geometry import crop, letterbox_box, resize_shorter
@@ -170,6 +171,17 @@ def _expected_samples(reader: VideoReader, sampling: Sampling) -> int | None:
     return math.ceil(span * reader.info.fps / (sampling.every_frames or 1))
 
 
+def _nothing_to_sample(reader: VideoReader, sampling: Sampling) -> str | None:
+    """Why no frame can be sampled from ``reader`` (``--start`` at or past its end), or None."""
+    duration = reader.info.duration
+    if duration is not None and sampling.start >= duration - 0.5 / reader.info.fps:
+        return (
+            f"{reader.path}: --start {sampling.start:g} s is at or past the end of the video ({duration:.2f} s); "
+            "nothing to sample"
+        )
+    return None
+
+
 def build_from_videos(
     inputs: Sequence[str | Path],
     out: str | Path,
@@ -190,7 +202,20 @@ def build_from_videos(
     _check_domain(domain)
     options = options or FrameOptions()
     log = log or (lambda message: print(message, file=sys.stderr))
-    store = DatasetStore(out)
+    with DatasetStore(out, log=log) as store:
+        return _build_from_videos(store, inputs, domain, options, name, force, progress, log)
+
+
+def _build_from_videos(
+    store: DatasetStore,
+    inputs: Sequence[str | Path],
+    domain: str,
+    options: FrameOptions,
+    name: str | None,
+    force: bool,
+    progress: bool,
+    log: Log,
+) -> Summary:
     if name:
         store.set_domain_name(domain, name)
     summary = Summary()
@@ -217,6 +242,11 @@ def build_from_videos(
         if source_id is None:
             reader.close()
             summary.failed.append((str(path), f"{path}: cannot read the file"))
+            continue
+        if (problem := _nothing_to_sample(reader, options.sampling)) is not None:
+            reader.close()  # checked before anything of this video in the dataset is forgotten
+            summary.failed.append((str(path), problem))
+            log(f"error: {problem}")
             continue
         stem = store.stem_for(domain, safe_stem(path.stem), source_id)
         if store.has_source(domain, source_id) or force:
@@ -288,6 +318,8 @@ def _extract(
         error = str(exc)
     finally:
         bar.close()
+    if error is None and not counts:  # e.g. --start past the end of a video whose duration is not known
+        error = f"{path}: no frame at or after --start {options.sampling.start:g} s: the video ends before it"
     kept = counts.pop("kept", 0)
     summary.sampled += kept + sum(counts.values())
     summary.decoded += reader.decoded
@@ -327,25 +359,49 @@ def import_images(
     name: str | None = None,
     progress: bool = False,
     log: Log | None = None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> Summary:
     """Import photos (files or folders, recursive) into ``out``'s domain.
 
     Each image is opened upright (EXIF orientation) as 8-bit RGB whatever its mode, filtered by
     ``options.quality`` (all rules off by default here: photos are chosen by people),
     de-duplicated, resized/cropped and written as ``<stem>.<fmt>``. Unreadable files are
-    reported in the summary and skipped. ``options.sampling`` is not used.
+    reported in the summary and skipped, as are images over ``max_pixels`` (None: no limit).
+    ``options.sampling`` is not used.
     """
     _check_domain(domain)
     options = options or FrameOptions(quality=QualityFilter(None, None, None, None))
     log = log or (lambda message: print(message, file=sys.stderr))
-    store = DatasetStore(out)
+    with DatasetStore(out, log=log) as store:
+        return _import_images(store, inputs, domain, options, name, progress, log, max_pixels)
+
+
+def _import_images(
+    store: DatasetStore,
+    inputs: Sequence[str | Path],
+    domain: str,
+    options: FrameOptions,
+    name: str | None,
+    progress: bool,
+    log: Log,
+    max_pixels: int | None,
+) -> Summary:
     if name:
         store.set_domain_name(domain, name)
     summary = Summary()
     options_fp = fingerprint({**asdict(options), "sampling": None, "importer": "images"})
     photos = _expand(inputs, is_image_name)
+    own = [(store.root / f"{split}{d}").resolve() for split in SPLITS for d in DOMAINS]
+    inside = [path for path in photos if any(is_within(path.resolve(), folder) for folder in own)]
+    if inside:  # the dataset's own images are outputs: importing them would replace or duplicate them
+        photos = [path for path in photos if path not in inside]
+        log(
+            f"skipped {len(inside)} image(s) already inside the dataset's own folders ({store.root}/trainA, ...): "
+            "they are its outputs, not inputs"
+        )
     if not photos:
-        summary.failed.append((", ".join(map(str, inputs)) or "(none)", "no image files found"))
+        why = "no image files found" if not inside else "every image given is already inside the dataset"
+        summary.failed.append((", ".join(map(str, inputs)) or "(none)", why))
     deduper: Deduper | None = None
     for path in tqdm(photos, desc="images", unit="image", disable=not progress, leave=False):
         try:
@@ -353,7 +409,7 @@ def import_images(
             if store.image_done(domain, source_id, options_fp):
                 summary.skipped.append(str(path))
                 continue
-            image = open_image(path)
+            image = open_image(path, max_pixels=max_pixels)
         except (ImageInputError, OSError) as exc:
             message = f"{path}: not a readable image ({exc}); skipped"
             summary.failed.append((str(path), message))

@@ -18,14 +18,27 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterable
-from pathlib import Path
+from collections.abc import Callable, Iterable
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from PIL import Image
 
+from cyclegan.contract import files
 from cyclegan.contract.images import save_image
 from cyclegan.contract.layout import DATASET_JSON, MANIFEST, SPLITS, DatasetError, read_dataset_json
+
+# Fields whose type the store relies on, when present (a hand-edited manifest is checked on open).
+_RECORD_TYPES: dict[str, type | tuple[type, ...]] = {
+    "kind": str,
+    "domain": str,
+    "source_id": str,
+    "stem": str,
+    "status": str,
+    "fingerprint": str,
+    "file": (str, type(None)),
+    "dhash": (str, type(None)),
+}
 
 
 def content_id(path: Path) -> str:
@@ -59,20 +72,37 @@ def split_for(name: str, test_ratio: float) -> str:
 
 
 def safe_stem(stem: str) -> str:
-    """A file-name-safe version of ``stem`` (letters, digits, ``-`` and ``_``; others -> ``_``)."""
-    cleaned = re.sub(r"[^A-Za-z0-9_-]+", "_", stem).strip("_")
-    return cleaned or "video"
+    """A readable, file-name-safe version of a source's stem (any script kept; see ``contract.files.safe_stem``)."""
+    return files.safe_stem(stem, "video")
 
 
 class DatasetStore:
-    """Reads and appends to one dataset folder; writes are atomic (temporary file + rename)."""
+    """Reads and appends to one dataset folder; writes are atomic (temporary file + rename).
 
-    def __init__(self, root: str | Path) -> None:
-        self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+    Opening checks that the folder is writable and takes its lock; use it as a context manager (or call
+    :meth:`close`) so the lock is released. ``log`` receives one line per repair made to the manifest.
+    """
+
+    def __init__(self, root: str | Path, *, log: Callable[[str], None] | None = None) -> None:
+        self.root = files.ensure_writable_dir(root, "dataset folder")
+        self._lock = files.FolderLock(self.root, "dataset").acquire()
+        self._log = log or (lambda message: None)
         self.manifest_path = self.root / MANIFEST
-        self.records: list[dict[str, Any]] = self._read_manifest()
+        try:
+            self.records: list[dict[str, Any]] = self._read_manifest()
+        except BaseException:
+            self.close()
+            raise
         self._reindex()
+
+    def close(self) -> None:
+        self._lock.release()
+
+    def __enter__(self) -> DatasetStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _reindex(self) -> None:
         # lookups per input must not scan the whole manifest (imports of 10k photos)
@@ -88,19 +118,56 @@ class DatasetStore:
             self._stems.setdefault((domain, record["stem"]), set()).add(source_id)
 
     def _read_manifest(self) -> list[dict[str, Any]]:
-        if not self.manifest_path.is_file():
+        """The records, after repairing what a crash or a full disk can leave (the file is rewritten then).
+
+        * a last line without its newline (a write cut short): dropped, its source is redone;
+        * a line holding a cut-short record with a complete one appended after it (what older versions
+          wrote after such a crash): the complete record is kept.
+        Anything else that is not a record stops with a :class:`DatasetError` naming the line.
+        """
+        path = self.manifest_path
+        if path.is_dir():
+            raise DatasetError(f"{path} is a folder; the manifest must be a file: move the folder away")
+        if not path.is_file():
             return []
-        lines = self.manifest_path.read_text(encoding="utf-8").splitlines()
-        records = []
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise DatasetError(f"{path} is not UTF-8 text ({exc}); restore it from a backup or move it away") from None
+        except OSError as exc:
+            raise DatasetError(f"cannot read {path}: {files.reason(exc)}") from None
+        lines = text.split("\n")
+        partial = lines.pop()  # "" when the file ends with a newline
+        records: list[dict[str, Any]] = []
+        repairs = []
+        if partial.strip():
+            try:
+                complete = isinstance(json.loads(partial), dict)
+            except json.JSONDecodeError:
+                complete = False
+            if complete:  # only its newline is missing
+                lines.append(partial)
+                repairs.append("added the missing newline after the last record")
+            else:
+                repairs.append(f"dropped a record cut short at the end ({len(partial.encode())} bytes)")
         for number, line in enumerate(lines, 1):
             if not line.strip():
                 continue
             try:
-                records.append(json.loads(line))
+                record = json.loads(line)
             except json.JSONDecodeError:
-                if number != len(lines):
-                    raise DatasetError(f"{self.manifest_path}:{number} is not JSON; fix or delete the line") from None
-                # the last line cut short by a crash: ignored, its source is redone
+                record = _salvage(line)
+                if record is None:
+                    raise DatasetError(
+                        f"{path}:{number} is not a JSON record and holds no complete one; restore the file "
+                        "or delete that line (its video or image is then redone)"
+                    ) from None
+                repairs.append(f"line {number}: kept the complete record after a cut-short one")
+            records.append(_checked(record, path, number))
+        if repairs:
+            self._log(f"repaired {path}: " + "; ".join(repairs))
+            self.records = records
+            self._rewrite_manifest()
         return records
 
     # -- queries -------------------------------------------------------------------------------
@@ -184,16 +251,13 @@ class DatasetStore:
             return 0
 
     def _rewrite_manifest(self) -> None:
-        tmp = self.manifest_path.with_suffix(".jsonl.tmp")
-        tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in self.records), encoding="utf-8")
-        os.replace(tmp, self.manifest_path)
+        files.write_text_atomic(self.manifest_path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in self.records))
 
     def append(self, records: list[dict[str, Any]]) -> None:
-        """Append records to the manifest (one line each, flushed)."""
+        """Append records to the manifest, whole lines or none (:class:`~cyclegan.contract.files.OutputError`)."""
         if not records:
             return
-        with self.manifest_path.open("a", encoding="utf-8") as handle:
-            handle.write("".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
+        files.append_lines(self.manifest_path, (json.dumps(r, sort_keys=True) for r in records))
         self.records.extend(records)
         for record in records:
             self._index(record)
@@ -207,6 +271,38 @@ class DatasetStore:
         info = read_dataset_json(self.root)
         info["domains"] = dict(sorted({**info.get("domains", {}), domain: name}.items()))
         path = self.root / DATASET_JSON
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
+        if path.is_dir():
+            raise DatasetError(f"{path} is a folder; it must be a file: move the folder away")
+        files.write_text_atomic(path, json.dumps(info, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def _salvage(line: str) -> dict[str, Any] | None:
+    """The complete record at the end of a line that starts with a cut-short one, if there is one."""
+    decoder = json.JSONDecoder()
+    for start in (i for i, char in enumerate(line) if char == "{" and i > 0):
+        try:
+            record, end = decoder.raw_decode(line, start)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and not line[end:].strip():
+            return record
+    return None
+
+
+def _checked(record: Any, path: Path, number: int) -> dict[str, Any]:
+    """``record`` if it is a manifest record (a JSON object with the fields the store uses of the right type)."""
+    if not isinstance(record, dict):
+        raise DatasetError(
+            f"{path}:{number} is JSON but not a record (a JSON object), it is {type(record).__name__}: "
+            "restore the file or delete that line"
+        )
+    for key, kind in _RECORD_TYPES.items():
+        if key in record and not isinstance(record[key], kind):
+            raise DatasetError(f"{path}:{number}: field {key!r} has the wrong type ({record[key]!r}): fix the line")
+    file = record.get("file")
+    if file is not None and (PurePosixPath(file).is_absolute() or ".." in PurePosixPath(file).parts or "\\" in file):
+        raise DatasetError(f"{path}:{number}: field 'file' must be a path inside the dataset, got {file!r}")
+    dhash = record.get("dhash")
+    if dhash is not None and not re.fullmatch(r"[0-9a-f]{1,16}", dhash):
+        raise DatasetError(f"{path}:{number}: field 'dhash' is not a 64-bit hex hash ({dhash!r}): fix the line")
+    return record

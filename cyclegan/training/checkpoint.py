@@ -9,6 +9,7 @@ afterwards) gives way to the one before it, with a warning.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -16,6 +17,9 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+import torch
+
+from cyclegan.contract.files import OutputError, reason
 from cyclegan.training.errors import TrainingSetupError
 
 MARKER = "COMPLETE"
@@ -57,6 +61,20 @@ def resume_candidates(resume: str, ckpt_dir: Path) -> list[Path]:
     return [path]
 
 
+def _describe(exc: BaseException, folder: Path) -> str:
+    """One line for a failed write, with the free space of the device (torch reports a full disk vaguely)."""
+    text = (
+        reason(exc)
+        if isinstance(exc, OSError)
+        else f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    )
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return text
+    return f"{text} ({free / 1e6:.1f} MB free on its device)" if free < 1e9 else text
+
+
 def load_first_loadable(candidates: list[Path], load: Callable[[Path], None], warn: Callable[[str], None]) -> Path:
     """``load`` the first candidate that loads; a damaged one is reported and the next older one tried."""
     problems = []
@@ -85,20 +103,48 @@ class CheckpointWriter:
                 shutil.rmtree(path, ignore_errors=True)
 
     def save(self, accelerator, step: int, info: dict) -> Path:
+        """Write checkpoint ``step``; a failed write (full disk, ...) on any process raises
+        :class:`~cyclegan.contract.files.OutputError` on every process, with the partial directory removed and
+        the previous checkpoints untouched."""
         final = self.dir / checkpoint_name(step)
         if (final / MARKER).is_file():
             return final  # already saved at this step (e.g. periodic save == final save)
         tmp = self.dir / f".tmp-{checkpoint_name(step)}"
+        problem = None
+        if accelerator.is_main_process:
+            try:
+                shutil.rmtree(tmp, ignore_errors=True)
+                tmp.mkdir(parents=True)
+            except OSError as exc:
+                problem = _describe(exc, self.dir)
+        self._agree(accelerator, problem, tmp, step)  # also the barrier before every process writes
+        try:
+            accelerator.save_state(str(tmp))
+        except Exception as exc:  # noqa: BLE001 - torch/safetensors report a full disk as RuntimeError & co.
+            problem = _describe(exc, self.dir)
+        self._agree(accelerator, problem, tmp, step)
+        if accelerator.is_main_process:
+            try:
+                self._commit(tmp, final, info)
+            except OSError as exc:
+                problem = _describe(exc, self.dir)
+        self._agree(accelerator, problem, tmp, step)
+        return final
+
+    def _agree(self, accelerator, problem: str | None, tmp: Path, step: int) -> None:
+        """A barrier that also tells every process whether any of them failed; then all raise together."""
+        ok = torch.tensor([0.0 if problem else 1.0], device=accelerator.device)
+        if accelerator.gather(ok).min() >= 1:
+            return
         if accelerator.is_main_process:
             shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir(parents=True)
-        accelerator.wait_for_everyone()
-        accelerator.save_state(str(tmp))
-        accelerator.wait_for_everyone()
-        if accelerator.is_main_process:
-            self._commit(tmp, final, info)
-        accelerator.wait_for_everyone()
-        return final
+        kept = list_checkpoints(self.dir)
+        raise OutputError(
+            f"cannot write checkpoint step {step} into {self.dir}: {problem or 'it failed on another process'}; "
+            f"{f'the last complete checkpoint is {kept[-1][1].name}' if kept else 'no checkpoint was kept'} "
+            "(free some space and continue with --resume latest)",
+            errno_=errno.ENOSPC if problem and "space" in problem else None,
+        )
 
     def _commit(self, tmp: Path, final: Path, info: dict) -> None:
         """Mark the written checkpoint complete, move it into place and prune the old ones."""

@@ -13,6 +13,7 @@ import torch
 from accelerate import Accelerator
 from tqdm.auto import tqdm
 
+from cyclegan.contract.files import append_lines
 from cyclegan.training.outputs import write_sample
 
 
@@ -42,9 +43,8 @@ class RunLogger:
         record: dict[str, Any] = {**losses, "step": step, "epoch": epoch, "lr": lr}
         record["it_per_s"] = self._window_steps / elapsed if elapsed > 0 else 0.0
         self.accelerator.log({k: v for k, v in record.items() if k != "step"}, step=step)
-        if self.main:
-            with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as fh:
-                fh.write(json.dumps(record, sort_keys=True) + "\n")
+        if self.main:  # whole lines only: a full disk never leaves half a record
+            append_lines(self.run_dir / "metrics.jsonl", [json.dumps(record, sort_keys=True)])
         self.bar.set_postfix(
             G=f"{losses['loss/G_A'] + losses['loss/G_B']:.3f}",
             D=f"{losses['loss/D_A'] + losses['loss/D_B']:.3f}",

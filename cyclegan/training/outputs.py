@@ -9,6 +9,7 @@ from torch import nn
 from torchvision.utils import make_grid, save_image
 
 from cyclegan.config import Config
+from cyclegan.contract import files
 from cyclegan.generator_io import card_from_config, save_generator
 from cyclegan.models.pixels import model_to_unit
 
@@ -34,10 +35,12 @@ def sample_grid(generators: nn.Module, fixed_a: torch.Tensor, fixed_b: torch.Ten
 
 
 def write_sample(grid: torch.Tensor, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    save_image(grid, tmp)
-    tmp.replace(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise files.output_error(path.parent, exc) from None
+    with files.atomic_path(path) as tmp:
+        save_image(grid, tmp, format="png")
 
 
 def export_generators(generators: nn.Module, cfg: Config, out_dir: Path, step: int, epoch: int, ema: bool) -> None:

@@ -37,7 +37,7 @@ def open_train_dataset(cfg: Config) -> UnpairedImageDataset:
     dataset = UnpairedImageDataset(
         cfg.data.root, "train", cfg.data, seed=cfg.train.seed, size_multiple=sizes.size_multiple(cfg.model.generator)
     )
-    dataset.validate()
+    dataset.validate(cfg.train.batch_size)
     if len(dataset) < cfg.train.batch_size:
         raise DatasetError(
             f"{cfg.data.root}: {len(dataset)} training image(s) but train.batch_size={cfg.train.batch_size}: "

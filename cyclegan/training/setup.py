@@ -20,6 +20,7 @@ from torch.optim import Optimizer
 from torch.utils.data import DataLoader
 
 from cyclegan.config import Config
+from cyclegan.contract.files import FolderLock, ensure_writable_dir, remove_stale_temporaries
 from cyclegan.contract.layout import read_domain_names
 from cyclegan.contract.runtime import available_cpus
 from cyclegan.data import UnpairedImageDataset, default_num_workers, load_fixed_images
@@ -53,6 +54,7 @@ class TrainingRun:
     checkpoints: CheckpointWriter
     fixed_images: tuple[torch.Tensor, torch.Tensor] | None  # test images for sample grids
     total_steps: int
+    lock: FolderLock | None = None  # the run folder's lock (main process), released when training ends
 
     @property
     def steps_per_epoch(self) -> int:
@@ -101,6 +103,33 @@ def setup(cfg: Config, resume: str | None) -> TrainingRun:
     check_sizes(cfg)
     dataset = open_train_dataset(cfg)
     _fill_domain_names(cfg)
+    # One run per folder at a time (the main process holds the lock until train() ends), checked under it.
+    lock = (
+        FolderLock(ensure_writable_dir(run_dir, "train.output_dir"), "training")
+        if PartialState().is_main_process
+        else None
+    )
+    if lock is not None:
+        lock.acquire()
+    try:
+        return _build(cfg, resume, dataset, force_cpu, use_cuda, precision, lock)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+
+
+def _build(
+    cfg: Config,
+    resume: str | None,
+    dataset: UnpairedImageDataset,
+    force_cpu: bool,
+    use_cuda: bool,
+    precision: str,
+    lock: FolderLock | None,
+) -> TrainingRun:
+    """The rest of :func:`setup`, under the run folder's lock."""
+    t, run_dir = cfg.train, Path(cfg.train.output_dir)
     check_run_folder(cfg, resume)
     checkpoints = CheckpointWriter(run_dir / "checkpoints", t.keep_last)
     candidates = resume_candidates(resume, checkpoints.dir) if resume else []
@@ -143,7 +172,9 @@ def setup(cfg: Config, resume: str | None) -> TrainingRun:
 
     if accelerator.is_main_process:  # the first writes of the run
         checkpoints.clean_partial()
-        run_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(run_dir)
+        if (run_dir / "generators").is_dir():
+            remove_stale_temporaries(run_dir / "generators")
         cfg.save(run_dir / "config.yaml")
     accelerator.wait_for_everyone()
     if candidates:
@@ -158,7 +189,7 @@ def setup(cfg: Config, resume: str | None) -> TrainingRun:
         cfg=cfg, dir=run_dir, accelerator=accelerator, precision=precision, dataset=dataset, sampler=sampler,
         loader=loader, generators=generators, discriminators=discriminators, schedulers=schedulers, state=state,
         step=CycleGANStep(accelerator, modules, cfg.loss, pools), ema=ema, checkpoints=checkpoints,
-        fixed_images=fixed,  # type: ignore[arg-type]
+        fixed_images=fixed, lock=lock,  # type: ignore[arg-type]
         total_steps=min(total_steps, t.max_steps) if t.max_steps is not None else total_steps,
     )  # fmt: skip
 

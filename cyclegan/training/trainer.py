@@ -35,6 +35,15 @@ def train(cfg: Config, resume: str | None = None, *, progress: bool = True) -> R
     Anything wrong with the config, the data or the run folder raises a ToolkitError before the first write.
     """
     run = setup(cfg, resume)
+    try:
+        return _train(run, progress)
+    finally:
+        if run.lock is not None:
+            run.lock.release()
+
+
+def _train(run: TrainingRun, progress: bool) -> RunResult:
+    cfg = run.cfg
     t, state, acc = cfg.train, run.state, run.accelerator
     logger = RunLogger(run.dir, acc, total=run.total_steps, initial=state.step, progress=progress)
     losses: dict[str, float] = {}
