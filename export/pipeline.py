@@ -93,10 +93,11 @@ def export_generator(
     """Export one generator file to every requested precision; raises ExportError/ParityError on failure."""
     options.validate()
     module, card = load_source(source)
-    if "int8" in options.precisions:  # fail before the slow part when calibration images are missing
+    if "int8" in options.precisions:  # fail before the slow part when calibration images are missing or unusable
         calibration_files = quantize.list_calibration_images(options.calibration_dir, options.calibration_count)
+        calibration = quantize.load_calibration_inputs(calibration_files, card)
     else:
-        calibration_files = []
+        calibration = []
     name = name or default_name(source, card)
     max_side = options.max_side
     finals = [output_path(out_dir, name, card.direction, precision) for precision in options.precisions]
@@ -134,7 +135,7 @@ def export_generator(
 
         bench = _bench_input(card, options.bench_side)
         fp32_ms = verify.time_session(fp32_session, bench, options.bench_repeats) if bench is not None else None
-        eval_inputs = _eval_inputs(card, calibration_files)
+        eval_inputs = _eval_inputs(card, calibration)
         fp32_eval = [verify.run_session(fp32_session, x) for x in eval_inputs]
         written: list[tuple[Path, VariantReport]] = []
         for precision in options.precisions:
@@ -148,7 +149,7 @@ def export_generator(
                 if precision == "fp16":
                     reduced = quantize.to_fp16(onnx.load(str(fp32_tmp)))
                 else:
-                    reduced = quantize.to_int8(fp32_tmp, quantize.load_calibration_inputs(calibration_files, card))
+                    reduced = quantize.to_int8(fp32_tmp, calibration)
                 tmp = onnx_export.save_single_file(onnx_export.attach_card(reduced, variant_card), final)
                 tmp_files.append(tmp)
                 session = verify.make_session(tmp, options.threads)
@@ -247,10 +248,10 @@ def _bench_input(card: GeneratorCard, side: int) -> np.ndarray | None:
     return verify.random_input(1, card.input_nc, side, side, seed=123)
 
 
-def _eval_inputs(card: GeneratorCard, calibration_files: Sequence[Path]) -> list[np.ndarray]:
+def _eval_inputs(card: GeneratorCard, calibration: Sequence[np.ndarray]) -> list[np.ndarray]:
     """Inputs for the reduced-precision PSNR: up to 4 calibration images, else a synthetic image."""
-    if calibration_files:
-        return quantize.load_calibration_inputs(list(calibration_files)[:4], card)
+    if calibration:
+        return list(calibration[:4])
     side = round_up(quantize.CALIBRATION_SIDE, card.size_multiple, card.min_side)
     return [verify.random_input(2, card.input_nc, side, side, seed=7)]
 

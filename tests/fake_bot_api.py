@@ -86,12 +86,13 @@ class ApiCall:
 
 
 class BotApiError(Exception):
-    """Answered as ``{"ok": false, "error_code": ..., "description": ...}``."""
+    """Answered as ``{"ok": false, "error_code": ..., "description": ..., "parameters": ...}``."""
 
-    def __init__(self, code: int, description: str) -> None:
+    def __init__(self, code: int, description: str, parameters: Json | None = None) -> None:
         super().__init__(description)
         self.code = code
         self.description = description
+        self.parameters = parameters
 
 
 @dataclass
@@ -108,6 +109,7 @@ class _Failure:
     code: int
     description: str
     remaining: int
+    parameters: Json | None = None
 
 
 @dataclass
@@ -171,6 +173,7 @@ class FakeBotApi:
         self._ids = itertools.count(1)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self.hide_file_sizes = False  # getFile without file_size, as some self-hosted servers answer
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> FakeBotApi:
@@ -236,11 +239,19 @@ class FakeBotApi:
             return ids
 
     def fail_next(
-        self, method: str, *, code: int = 400, description: str = "Bad Request: injected", times: int = 1
+        self,
+        method: str,
+        *,
+        code: int = 400,
+        description: str = "Bad Request: injected",
+        times: int = 1,
+        retry_after: int | None = None,
     ) -> None:
-        """Make the next ``times`` calls of ``method`` fail with this Bot API error."""
+        """Make the next ``times`` calls of ``method`` fail with this Bot API error (``retry_after``: a 429's
+        ``parameters.retry_after``, as Telegram's flood control answers)."""
+        parameters = {"retry_after": retry_after} if retry_after is not None else None
         with self._cond:
-            self._state.failures.append(_Failure(method, code, description, times))
+            self._state.failures.append(_Failure(method, code, description, times, parameters))
 
     # update builders -------------------------------------------------------------
     def custom_message(self, user_id: int, **content: Any) -> Json:
@@ -408,7 +419,7 @@ class FakeBotApi:
     def handle(self, method: str, params: dict[str, str], files: dict[str, UploadedFile]) -> Any:
         failure = self._take_failure(method)
         if failure is not None:
-            raise BotApiError(failure.code, failure.description)
+            raise BotApiError(failure.code, failure.description, failure.parameters)
         handler = getattr(self, f"_api_{method}", None)
         if handler is None:
             raise BotApiError(404, "Not Found")
@@ -469,12 +480,10 @@ class FakeBotApi:
             raise BotApiError(400, "Bad Request: invalid file_id")
         if len(stored.data) > MAX_DOWNLOAD_BYTES:
             raise BotApiError(400, "Bad Request: file is too big")
-        return {
-            "file_id": stored.file_id,
-            "file_unique_id": stored.file_unique_id,
-            "file_size": len(stored.data),
-            "file_path": stored.file_path,
-        }
+        answer = {"file_id": stored.file_id, "file_unique_id": stored.file_unique_id, "file_path": stored.file_path}
+        if not self.hide_file_sizes:
+            answer["file_size"] = len(stored.data)
+        return answer
 
     def _chat_id(self, params: dict[str, str]) -> int:
         value = params.get("chat_id", "")
@@ -665,7 +674,10 @@ class _Handler(BaseHTTPRequestHandler):
         except BotApiError as exc:
             call.status = exc.code
             self.api._record(call)
-            self._send_json(exc.code, {"ok": False, "error_code": exc.code, "description": exc.description})
+            payload: Json = {"ok": False, "error_code": exc.code, "description": exc.description}
+            if exc.parameters is not None:
+                payload["parameters"] = exc.parameters
+            self._send_json(exc.code, payload)
             return
         self.api._record(call)
         self._send_json(200, {"ok": True, "result": call.result})
