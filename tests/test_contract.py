@@ -17,11 +17,10 @@ from cyclegan.contract.errors import ToolkitError
 
 
 def test_contract_imports_no_torch_in_a_real_process() -> None:
+    modules = ("card", "errors", "files", "images", "layout", "pixels", "runtime", "sizes", "typed", "video")
     code = (
-        "import sys, cyclegan.contract.card, cyclegan.contract.errors, cyclegan.contract.images, "
-        "cyclegan.contract.layout, cyclegan.contract.pixels, cyclegan.contract.runtime, cyclegan.contract.sizes, "
-        "cyclegan.contract.typed, cyclegan.contract.video; print(sorted(m for m in ('torch', 'onnx', 'onnxruntime', "
-        "'av', 'yaml') if m in sys.modules))"
+        "import sys, " + ", ".join(f"cyclegan.contract.{m}" for m in modules) + "; "
+        "print(sorted(m for m in ('torch', 'onnx', 'onnxruntime', 'av', 'yaml') if m in sys.modules))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"

@@ -60,8 +60,8 @@ def open_image(src: ImageSource, *, max_pixels: int | None = DEFAULT_MAX_PIXELS)
     where = f" ({src})" if isinstance(src, (str, Path)) else ""
     try:
         fp: str | Path | BinaryIO = io.BytesIO(bytes(src)) if isinstance(src, (bytes, bytearray)) else src
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the limit is checked below
+        with warnings.catch_warnings():  # the limit is checked below; damage shows as an exception, not a warning
+            warnings.simplefilter("ignore")
             image = Image.open(fp)
     except FileNotFoundError:
         raise ImageInputError(f"no such file: {src}") from None
@@ -86,8 +86,10 @@ def open_image(src: ImageSource, *, max_pixels: int | None = DEFAULT_MAX_PIXELS)
                 f"{max_pixels / 1e6:.1f} megapixels{where}: send a smaller image (or raise the limit)"
             )
         try:
-            image.seek(0)  # first frame of animations and multi-page files
-            image.load()
+            with warnings.catch_warnings():  # Pillow warns about odd tags or truncated reads; the load decides
+                warnings.simplefilter("ignore")
+                image.seek(0)  # first frame of animations and multi-page files
+                image.load()
         except Exception as exc:  # Pillow's decoders raise OSError, SyntaxError, EOFError, struct.error, ...
             raise ImageInputError(f"the image data is truncated or corrupt{where}: {exc}") from None
         result = to_rgb(_exif_transpose(image))

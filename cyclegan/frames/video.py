@@ -25,6 +25,7 @@ import av
 from PIL import Image
 
 from cyclegan.contract.errors import ToolkitError
+from cyclegan.contract.images import DEFAULT_MAX_PIXELS
 from cyclegan.contract.video import UNSPECIFIED, untagged_colorspace
 
 
@@ -118,20 +119,37 @@ def open_video(path: str | Path) -> av.container.InputContainer:
     return container
 
 
+def _check_frame_size(path: Path, info: VideoInfo) -> None:
+    """Frames over the toolkit's pixel limit would take gigabytes each (a 10000x10000 MJPEG: 300 MB per frame)."""
+    pixels = info.width * info.height
+    if pixels > DEFAULT_MAX_PIXELS:
+        raise VideoError(
+            f"{path}: frames are {info.width}x{info.height} = {pixels / 1e6:.1f} megapixels, over the limit of "
+            f"{DEFAULT_MAX_PIXELS / 1e6:.1f} megapixels; scale the video down first (e.g. ffmpeg -vf scale=1920:-2)"
+        )
+
+
 class VideoReader:
     """One open video. ``decoded`` counts frames the codec produced (the real cost)."""
 
     def __init__(self, path: str | Path, *, threads: int = 0) -> None:
         self.path = Path(path)
         self._container = open_video(self.path)
-        self._stream = self._container.streams.video[0]
-        self._stream.thread_type = "AUTO"
-        self._stream.thread_count = threads
-        self._tb = self._stream.time_base
-        self._t0 = float(self._stream.start_time * self._tb) if self._stream.start_time is not None else 0.0
-        self.decoded = 0
-        self.seeks = 0
-        self.info = self._probe()
+        try:
+            self._stream = self._container.streams.video[0]
+            if self._stream.codec_context is None or not self._stream.time_base:
+                raise VideoError(f"{self.path}: the video stream's codec or timing is unknown; the file is damaged")
+            self._stream.thread_type = "AUTO"
+            self._stream.thread_count = threads
+            self._tb = self._stream.time_base
+            self._t0 = float(self._stream.start_time * self._tb) if self._stream.start_time is not None else 0.0
+            self.decoded = 0
+            self.seeks = 0
+            self.info = self._probe()
+            _check_frame_size(self.path, self.info)
+        except BaseException:
+            self._container.close()
+            raise
         self._keyframes = self._index_keyframes()
         self._gop_seen = 0.0  # longest keyframe spacing observed while decoding
         self._last_key: float | None = None
@@ -149,6 +167,8 @@ class VideoReader:
         stream = self._stream
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         fps = float(rate) if rate else 25.0
+        if not math.isfinite(fps) or not 0 < fps <= 1000:  # a damaged header; the frames' own times still count
+            fps = 25.0
         # How much shorter than the declared duration the stream may end before it counts as
         # truncated: a container-level duration (MKV) also covers an audio track that may run on.
         self._slack = 2.5 / fps
@@ -158,6 +178,8 @@ class VideoReader:
             duration = self._container.duration / av.time_base
             self._slack = max(1.0, 0.02 * duration)
         else:
+            duration = None
+        if duration is not None and not (math.isfinite(duration) and duration > 0):
             duration = None
         ctx = stream.codec_context
         return VideoInfo(ctx.width, ctx.height, fps, duration, ctx.name)
@@ -195,7 +217,12 @@ class VideoReader:
             ) from None
 
     def _seek(self, t: float) -> None:
-        self._container.seek(int((t + self._t0) / self._tb), stream=self._stream, backward=True, any_frame=False)
+        try:
+            self._container.seek(int((t + self._t0) / self._tb), stream=self._stream, backward=True, any_frame=False)
+        except av.FFmpegError as exc:  # a damaged index or a file cut short before the target
+            raise VideoError(
+                f"{self.path}: cannot seek to {t:.2f} s ({exc.strerror or exc}); the file is corrupt or truncated"
+            ) from None
         self.seeks += 1
         self._last_key = None
 
