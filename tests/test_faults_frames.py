@@ -323,3 +323,54 @@ def test_a_second_writer_into_one_dataset_is_refused(tmp_path: Path) -> None:
         assert "being written by another process" in process.stderr and "Traceback" not in process.stderr
     assert run("images", src, "--out", ds, "--domain", "A").exit_code == 0  # released
     assert np.asarray(Image.open(ds / "trainA" / "p0.jpg")).shape == (48, 48, 3)
+
+
+# --- relatives found by the properties (tests/test_properties.py): every cut of a video, oversized frames --------
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    folder = tmp_path_factory.mktemp("clips")
+    frames = [texture(32, 48, 10 + i // 5) for i in range(15)]
+    return {s: write_h264(folder / f"c{s}", frames, fps=5, gop=5).read_bytes() for s in (".mp4", ".mkv")}
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_every_cut_of_a_video_gives_frames_or_one_video_error(
+    clips: dict[str, bytes], tmp_path: Path, suffix: str
+) -> None:
+    """An interrupted download at any byte: some frames and an error, or an error; a seek into the missing part of
+    an MKV used to raise av's PermissionError."""
+    from cyclegan.frames.video import Sampling, VideoError, VideoReader
+
+    data = clips[suffix]
+    outcomes = {"frames": 0, "error": 0}
+    for cut in range(0, len(data), 37):
+        path = tmp_path / f"cut{suffix}"
+        path.write_bytes(data[:cut])
+        for sampling in (Sampling(count=3), Sampling(every_seconds=0.5), Sampling(every_frames=4, start=0.5)):
+            try:
+                with VideoReader(path) as reader:
+                    list(reader.sample(sampling))
+                outcomes["frames"] += 1
+            except VideoError as exc:
+                assert str(path) in str(exc)
+                outcomes["error"] += 1
+    assert outcomes["error"] > 0
+    print(f"{suffix}: {sum(outcomes.values())} cuts x samplings: {outcomes}")
+
+
+def test_a_video_with_frames_over_the_pixel_limit_is_refused(tmp_path: Path) -> None:
+    import av
+
+    path = tmp_path / "huge.avi"
+    with av.open(str(path), "w") as container:  # one 7072x7072 MJPEG frame: 50.01 megapixels
+        stream = container.add_stream("mjpeg", rate=1)
+        stream.width = stream.height = 7072
+        stream.pix_fmt = "yuvj420p"
+        frame = av.VideoFrame(7072, 7072, "yuvj420p")
+        for plane in frame.planes:
+            plane.update(bytes(plane.buffer_size))
+        container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    result = run("frames", path, "--out", tmp_path / "ds", "--domain", "B", "--no-progress")
+    assert result.exit_code == 1, result.output
+    assert "7072x7072 = 50.0 megapixels, over the limit of 50.0 megapixels" in result.output

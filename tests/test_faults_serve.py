@@ -112,3 +112,28 @@ def test_a_full_disk_stops_the_run_with_one_line_and_no_temporary_files(model: P
         assert "stopped early, 2 files not started" in result.output and "Traceback" not in result.output
         assert leftovers(disk) == []
         assert [p.name for p in (disk / "styled").iterdir()] == ["p0.png"]
+
+
+# --- unclear (fixed on main, regression test here): a model whose output is half the size --------------------------
+def test_a_model_that_halves_the_image_is_refused_not_served(tmp_path: Path) -> None:
+    import onnx
+    from onnx import TensorProto, helper
+    from onnx_models import IR_VERSION, OPSET, make_card
+
+    graph = helper.make_graph(
+        [helper.make_node("AveragePool", ["input"], ["output"], kernel_shape=[2, 2], strides=[2, 2])],
+        "half",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, "height", "width"])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", 3, "h2", "w2"])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = IR_VERSION
+    helper.set_model_props(model, {"cyclegan": make_card().to_json()})
+    onnx.save(model, str(tmp_path / "half.onnx"))
+    result = run(tmp_path / "half.onnx", png(tmp_path / "a.png", size=32), "--out", tmp_path / "out")
+    assert result.exit_code == 1, result.output
+    assert (
+        "returned (1, 3, 16, 16) for an input of (1, 3, 32, 32)" in result.output
+        and "keep the image size" in result.output
+    )
+    assert not (tmp_path / "out" / "a.png").exists()

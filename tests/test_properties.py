@@ -139,6 +139,7 @@ def test_any_yaml_preset_loads_a_valid_config_or_raises_config_error(document: o
 
 @SETTINGS
 @given(st.binary(max_size=200))
+@example(b"\x80")  # found by this test: a preset that is not UTF-8 raised UnicodeDecodeError
 def test_any_preset_bytes_load_or_raise_config_error(data: bytes) -> None:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "preset.yaml"
