@@ -55,6 +55,7 @@ class ModelConfig:
 
     def validate(self) -> None:
         _positive(self, "n_layers_d", "input_nc", "output_nc", "ngf", "ndf")
+        _at_most(self, ngf=1024, ndf=1024, n_layers_d=10)
         if self.init_gain <= 0:
             raise ConfigError(f"model.init_gain must be > 0, got {self.init_gain}")
 
@@ -77,6 +78,9 @@ class DataConfig:
 
     def validate(self) -> None:
         _positive(self, "load_size", "crop_size")
+        _at_most(self, load_size=8192, crop_size=8192)
+        if not self.root.strip():
+            raise ConfigError("data.root must name the dataset folder, got an empty string")
         if self.preprocess in ("resize_and_crop", "scale_width_and_crop") and self.crop_size > self.load_size:
             raise ConfigError(
                 f"data.crop_size ({self.crop_size}) must be <= data.load_size ({self.load_size}) "
@@ -104,6 +108,7 @@ class LossConfig:
                 raise ConfigError(f"loss.{name} must be >= 0, got {getattr(self, name)}")
         if self.pool_size < 0:
             raise ConfigError(f"loss.pool_size must be >= 0, got {self.pool_size}")
+        _at_most(self, pool_size=1000)  # the pool holds that many images per domain in memory
 
 
 @dataclass
@@ -167,6 +172,10 @@ class TrainConfig:
 
     def validate(self) -> None:
         _positive(self, "batch_size", "save_every", "keep_last", "log_every", "sample_every")
+        if not self.output_dir.strip():
+            raise ConfigError(
+                "train.output_dir must name the run folder, got an empty string (it would be the current folder)"
+            )
         unknown = [name for name in self.trackers if name not in TRACKERS]
         if unknown or not self.log_with.strip():
             raise ConfigError(f"train.log_with: unknown tracker(s) {unknown}: use none or any of {', '.join(TRACKERS)}")
@@ -207,6 +216,15 @@ def _positive(section: Any, *names: str) -> None:
         value = getattr(section, name)
         if value <= 0:
             raise ConfigError(f"{prefix}{name} must be > 0, got {value}")
+
+
+def _at_most(section: Any, **limits: int) -> None:
+    """Upper bounds far beyond any real setting: a typo with extra zeros fails here, not as an out-of-memory."""
+    prefix = _SECTION_PREFIX.get(type(section), "")
+    for name, limit in limits.items():
+        value = getattr(section, name)
+        if value > limit:
+            raise ConfigError(f"{prefix}{name} must be at most {limit}, got {value}")
 
 
 _SECTION_PREFIX = {

@@ -67,7 +67,7 @@ from cyclegan.contract.errors import reports_errors
     show_default=True,
     help="Side in pixels for the speed report (0: skip timing).",
 )
-@click.option("--threads", type=click.IntRange(1), default=None, help="onnxruntime intra-op threads for checks.")
+@click.option("--threads", type=click.IntRange(1, 1024), default=None, help="onnxruntime intra-op threads for checks.")
 @click.option(
     "--overwrite",
     is_flag=True,

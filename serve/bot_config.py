@@ -108,6 +108,15 @@ class BotSettings:
         ):
             if value < least:
                 problems.append(f"{name}={value} must be at least {least}")
+        for name, value, most in (  # far beyond any real setting: a typo with extra zeros, not a wish
+            ("BOT_MAX_INPUT_BYTES", self.max_input_bytes, 2 * 1024**3),
+            ("BOT_MAX_PIXELS", self.max_pixels, 500_000_000),
+            ("BOT_MAX_SIDE", self.max_side, 16384),
+            ("BOT_WORKERS", self.workers, 256),
+            ("BOT_QUEUE_SIZE", self.queue_size, 100_000),
+        ):
+            if value > most:
+                problems.append(f"{name}={value} must be at most {most}")
         if self.queue_size < self.workers:
             problems.append(f"BOT_QUEUE_SIZE={self.queue_size} must be at least BOT_WORKERS={self.workers}")
         for name, url in (("BOT_API_BASE_URL", self.api_base_url), ("BOT_API_FILE_URL", self.api_file_url)):

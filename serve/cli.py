@@ -208,7 +208,7 @@ def cli() -> None:
 )
 @click.option(
     "--threads",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, 1024),
     default=None,
     help="onnxruntime threads (default: the CPUs available to this process).",
 )

@@ -65,6 +65,9 @@ def test_the_bot_process_refuses_an_empty_allowlist(tmp_path: Path) -> None:
         ("BOT_POLL_TIMEOUT", "nan", "BOT_POLL_TIMEOUT=nan must be between 0 and 300"),
         ("BOT_MAX_SIDE", "1e3", "BOT_MAX_SIDE='1e3' is not an integer"),
         ("BOT_WORKERS", "-1", "BOT_WORKERS=-1 must be at least 1"),
+        ("BOT_WORKERS", "100000", "BOT_WORKERS=100000 must be at most 256"),
+        ("BOT_MAX_PIXELS", "50000000000", "BOT_MAX_PIXELS=50000000000 must be at most 500000000"),
+        ("BOT_MAX_INPUT_BYTES", "1e6", "BOT_MAX_INPUT_BYTES='1e6' is not an integer"),
     ],
 )
 def test_bad_numbers_in_the_environment_are_listed(tmp_path: Path, name: str, value: str, words: str) -> None:

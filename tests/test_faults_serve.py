@@ -93,6 +93,21 @@ def test_inputs_without_images_or_videos_say_so(model: Path, tmp_path: Path) -> 
     assert result.exit_code == 2 and "nothing to do" in result.output and "1 ignored" in result.output
 
 
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--threads", "100000"], "100000 is not in the range 1<=x<=1024"),
+        (["--max-pixels", "0"], "0 is not in the range x>=1"),
+        (["--crf", "99"], "99 is not in the range 0<=x<=51"),
+        (["--format", "gif"], "'gif' is not one of"),
+    ],
+)
+def test_bad_options_are_usage_errors(model: Path, tmp_path: Path, args: list[str], words: str) -> None:
+    result = run(model, png(tmp_path / "a.png"), "--out", tmp_path / "out", *args)
+    assert result.exit_code == 2 and words in result.output, result.output
+    assert not (tmp_path / "out").exists()
+
+
 # --- item 12's relatives for serving: a full or read-only --out -------------------------------------------------------
 def test_read_only_out_is_refused_before_any_work(model: Path, tmp_path: Path) -> None:
     photo = png(tmp_path / "a.png")

@@ -200,3 +200,27 @@ def test_an_output_dir_below_a_file_is_one_line(dataset: Path, tmp_path: Path) -
     (tmp_path / "afile").write_text("x")
     result = train(dataset, tmp_path / "afile" / "run", "train.max_steps=1")
     assert result.exit_code == 2 and "train.output_dir" in result.output and "is a file" in result.output
+
+
+# --- relatives: config values that used to fail at the first step or as an out-of-memory ---------------------------
+@pytest.mark.parametrize(
+    "overrides, words",
+    [
+        (["train.output_dir="], "train.output_dir must name the run folder"),
+        (["data.root= "], "data.root must name the dataset folder"),
+        (["model.ngf=100000"], "model.ngf must be at most 1024"),
+        (["data.load_size=100000", "data.crop_size=100000"], "data.load_size must be at most 8192"),
+        (["loss.pool_size=1000000000"], "loss.pool_size must be at most 1000"),
+        (["model.n_layers_d=11"], "model.n_layers_d must be at most 10"),
+    ],
+)
+def test_config_values_beyond_any_real_run_are_refused(overrides: list[str], words: str) -> None:
+    with pytest.raises(ConfigError, match=words):
+        load_config(None, [*TINY, *overrides])
+
+
+def test_a_discriminator_too_deep_for_the_crop_stops_before_the_first_step(dataset: Path, tmp_path: Path) -> None:
+    result = train(dataset, tmp_path / "run", "model.discriminator=n_layers", "model.n_layers_d=6")
+    assert result.exit_code == 2, result.output
+    assert "cannot train on 32x32 crops" in result.output and "model.n_layers_d=6" in result.output
+    assert not (tmp_path / "run" / "config.yaml").exists()

@@ -67,7 +67,7 @@ def _all_numbers_finite(value: object) -> bool:
 def _check_config(cfg: Config) -> None:
     assert _all_numbers_finite(cfg.to_dict())
     cfg.validate()  # what loaded is valid as a whole
-    again = load_config(None, [f"{k}={json.dumps(v)}" for k, v in _flat(cfg.to_dict()).items()])
+    again = load_config(None, [f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in _flat(cfg.to_dict()).items()])
     assert again.to_dict() == cfg.to_dict()  # and survives its own round trip through overrides
 
 

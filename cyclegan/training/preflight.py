@@ -5,12 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 
 from cyclegan.config import Config
 from cyclegan.contract import sizes
 from cyclegan.contract.layout import DatasetError
 from cyclegan.data import UnpairedImageDataset
+from cyclegan.models import build_discriminator, build_generator
 from cyclegan.training.checkpoint import list_checkpoints
 from cyclegan.training.errors import TrainingSetupError
 
@@ -30,6 +32,24 @@ def check_sizes(cfg: Config) -> None:
                 f"Set data.crop_size to a multiple of {sizes.size_multiple(cfg.model.generator)} "
                 "(and data.load_size >= it)"
             ) from None
+
+
+def check_networks_run(cfg: Config) -> None:
+    """Build both networks on the meta device (no memory) and run them on one training crop, so that sizes the
+    architecture cannot take (e.g. model.n_layers_d=6 on 32 px crops) stop here instead of at the first step."""
+    if cfg.data.preprocess not in ("resize_and_crop", "crop", "scale_width_and_crop"):
+        return  # sizes vary per image; the dataset check covers them
+    side = cfg.data.crop_size
+    try:
+        with torch.device("meta"):
+            fake = build_generator(cfg.model).train()(torch.empty(2, cfg.model.input_nc, side, side))
+            build_discriminator(cfg.model).train()(fake)
+    except (RuntimeError, ValueError) as exc:
+        raise TrainingSetupError(
+            f"the networks cannot train on {side}x{side} crops with model.discriminator={cfg.model.discriminator}, "
+            f"model.n_layers_d={cfg.model.n_layers_d}, model.generator={cfg.model.generator} "
+            f"({str(exc).splitlines()[0]}): raise data.crop_size or lower model.n_layers_d"
+        ) from None
 
 
 def open_train_dataset(cfg: Config) -> UnpairedImageDataset:

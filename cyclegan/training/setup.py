@@ -29,7 +29,7 @@ from cyclegan.training.checkpoint import CheckpointWriter, load_first_loadable, 
 from cyclegan.training.nets import DiscriminatorPair, Ema, GeneratorPair
 from cyclegan.training.outputs import sample_grid
 from cyclegan.training.precision import resolve_mixed_precision
-from cyclegan.training.preflight import check_run_folder, check_sizes, open_train_dataset
+from cyclegan.training.preflight import check_networks_run, check_run_folder, check_sizes, open_train_dataset
 from cyclegan.training.state import EpochShuffleSampler, ProcessPools, Schedulers, TrainerState
 from cyclegan.training.step import CycleGANStep, StepModules
 
@@ -101,6 +101,7 @@ def setup(cfg: Config, resume: str | None) -> TrainingRun:
     use_cuda = PartialState(cpu=force_cpu).device.type == "cuda"
     precision = resolve_mixed_precision(t.mixed_precision, use_cuda)
     check_sizes(cfg)
+    check_networks_run(cfg)
     dataset = open_train_dataset(cfg)
     _fill_domain_names(cfg)
     # One run per folder at a time (the main process holds the lock until train() ends), checked under it.
