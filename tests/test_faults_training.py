@@ -224,3 +224,20 @@ def test_a_discriminator_too_deep_for_the_crop_stops_before_the_first_step(datas
     assert result.exit_code == 2, result.output
     assert "cannot train on 32x32 crops" in result.output and "model.n_layers_d=6" in result.output
     assert not (tmp_path / "run" / "config.yaml").exists()
+
+
+def test_an_incompatible_resume_from_a_checkpoint_path_writes_nothing(dataset: Path, run_copy: Path) -> None:
+    before = snapshot(run_copy)
+    checkpoint = run_copy / "checkpoints" / "step_00000001"
+    result = train(dataset, run_copy, "train.max_steps=3", "--resume", str(checkpoint), "model.ngf=16")
+    assert result.exit_code == 2 and "model.ngf=8 (now 16)" in result.output, result.output
+    assert snapshot(run_copy) == before
+
+
+@pytest.mark.parametrize("content", [b"{", b"[1]", b'{"domains": 5}', b"\xff\xfe"])
+def test_a_corrupt_dataset_json_stops_training_in_one_line(dataset: Path, tmp_path: Path, content: bytes) -> None:
+    data = Path(shutil.copytree(dataset, tmp_path / "ds"))
+    (data / "dataset.json").write_bytes(content)
+    result = train(data, tmp_path / "run", "train.max_steps=1")
+    assert result.exit_code == 2 and "dataset.json" in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1
