@@ -90,7 +90,7 @@ def test_a_fresh_run_in_a_run_folder_refuses_and_changes_nothing(dataset: Path, 
     [
         ("model.ngf=16", "model.ngf=8 (now 16)"),
         ("model.generator=resnet_9blocks", "model.generator='resnet_6blocks' (now 'resnet_9blocks')"),
-        ("data.crop_size=16", "data.crop_size=32 (now 16)"),
+        ("data.crop_size=24", "data.crop_size=32 (now 24)"),
         ("train.ema_decay=0.99", "train.ema_decay=None (now 0.99)"),
     ],
 )
