@@ -313,7 +313,7 @@ def build_page(styles: Sequence[Style], settings: WebSettings) -> gr.Blocks:
                                 type="pil",
                                 interactive=False,
                                 elem_id="input-preview",
-                                height=460,
+                                height=440,
                                 buttons=["fullscreen"],
                             )
                             after = gr.Image(
@@ -322,7 +322,7 @@ def build_page(styles: Sequence[Style], settings: WebSettings) -> gr.Blocks:
                                 format="png",
                                 interactive=False,
                                 elem_id="output-image",
-                                height=460,
+                                height=440,
                                 buttons=["download", "fullscreen"],
                             )
                 photo.upload(

@@ -104,10 +104,13 @@ def page_text(driver) -> str:
 
 
 def choose(driver, dropdown_css: str, label: str) -> None:
-    """Pick ``label`` in a Gradio dropdown: open it, click the option with that text."""
+    """Pick ``label`` in a Gradio dropdown: open it, click the option with that text (a no-op if it is chosen)."""
     from selenium.webdriver.common.by import By
 
-    driver.find_element(By.CSS_SELECTOR, f"{dropdown_css} input").click()
+    box = driver.find_element(By.CSS_SELECTOR, f"{dropdown_css} input")
+    if box.get_attribute("value") == label:
+        return
+    box.click()
 
     def option():
         for item in driver.find_elements(By.CSS_SELECTOR, "[role=option]"):
