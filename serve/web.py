@@ -30,7 +30,7 @@ from pathlib import Path
 import gradio as gr
 from PIL import Image
 
-from cyclegan.contract.card import GeneratorCard
+from cyclegan.contract.card import GeneratorCard, style_titles
 from cyclegan.contract.errors import ToolkitError
 from cyclegan.contract.images import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, ImageInputError, open_image, save_image
 from cyclegan.contract.runtime import available_cpus
@@ -105,16 +105,9 @@ class Style:
     stylizer: Stylizer
 
 
-def style_labels(stylizers: Sequence[Stylizer]) -> list[str]:
-    """``photo → monet`` from each card; the model's name is added where two models share domains."""
-    titles = [f"{s.card.source_domain} → {s.card.target_domain}" for s in stylizers]
-    return [f"{title} ({s.name})" if titles.count(title) > 1 else title for s, title in zip(stylizers, titles)]
-
-
 def describe(card: GeneratorCard, max_side: int | None) -> str:
     """One paragraph (Markdown) about a model, from its card."""
-    arch = card.generator.replace("resnet_", "ResNet ").replace("unet_", "U-Net ").replace("blocks", " blocks")
-    parts = [f"**{card.source_domain} → {card.target_domain}**", f"{arch}, {card.ngf} filters, {card.norm} norm"]
+    parts = [f"**{card.source_domain} → {card.target_domain}**", card.architecture]
     if card.extra.get("imported_from"):
         parts.append(f"imported from {card.extra['imported_from']}")
     elif card.step:
@@ -129,7 +122,8 @@ def load_styles(settings: WebSettings) -> list[Style]:
     """A Stylizer per model the settings name (raises ModelSourceError / ModelLoadError with the reason)."""
     paths = resolve_models(settings.models)
     stylizers = [Stylizer(path, threads=settings.threads_per_worker, max_side=settings.max_side) for path in paths]
-    return [Style(s.name, label, s) for s, label in zip(stylizers, style_labels(stylizers))]
+    labels = style_titles([(s.name, s.card) for s in stylizers], arrow="→")
+    return [Style(s.name, label, s) for s, label in zip(stylizers, labels)]
 
 
 def _results_folder() -> Path:

@@ -125,11 +125,11 @@ def test_model_card_from_a_run_and_models(tmp_path: Path) -> None:
     text = str(card)
     assert card.data.library_name == "cyclegan-toolkit" and card.data.license == "mit"
     assert card.data.pipeline_tag == "image-to-image" and "cyclegan" in card.data.tags
-    assert "| `tiny_cpu_A2B.safetensors` | photo → ink (A2B) | ResNet, 6 blocks, 16 filters, instance norm |" in text
+    assert "| `tiny_cpu_A2B.safetensors` | photo → ink (A2B) | ResNet 6 blocks, 16 filters, instance norm |" in text
     assert "| `tiny_cpu_B2A.safetensors` | ink → photo (B2A) |" in text
     assert "step 1,800, epoch 6, EMA" in text
     assert (
-        "| `inkwash_A2B.onnx` | photo → ink (A2B) | ResNet, 9 blocks, 64 filters, instance norm | - | fp32 | 1024 px |"
+        "| `inkwash_A2B.onnx` | photo → ink (A2B) | ResNet 9 blocks, 64 filters, instance norm | - | fp32 | 1024 px |"
         in text
     )
     assert "Run `tiny_cpu`: 1,800 steps (6 epochs), 64 px crops (loaded at 72 px), batch 1, lsgan GAN loss" in text

@@ -208,3 +208,15 @@ def test_cli_web_reports_bad_models_in_one_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["web", "--models", str(tmp_path / "nothing-here")])
     assert result.exit_code == 2
     assert result.output.strip().splitlines()[-1].startswith("error: no such model file or folder")
+
+
+def test_style_titles_name_models_that_share_domains() -> None:
+    from cyclegan.contract.card import GeneratorCard, style_titles
+
+    monet, cartoon = GeneratorCard("resnet_9blocks", target_domain="monet"), GeneratorCard("unet_256")
+    named = [("monet_a", monet), ("monet_b", monet), ("cartoon", cartoon)]
+    assert style_titles(named, arrow="→") == ["A → monet (monet_a)", "A → monet (monet_b)", "A → B"]
+    assert monet.architecture == "ResNet 9 blocks, 64 filters, instance norm"
+    assert GeneratorCard("unet_256", ngf=32, norm="batch", use_dropout=True).architecture == (
+        "U-Net 256, 32 filters, batch norm, dropout"
+    )

@@ -22,14 +22,6 @@ EXAMPLES_FILE = "examples.png"  # --examples photos through every ONNX model
 EXAMPLE_SIDE = 256
 
 
-def architecture(card: GeneratorCard) -> str:
-    kind = card.generator
-    name = f"ResNet, {kind.split('_')[1].replace('blocks', '')} blocks" if kind.startswith("resnet_") else kind
-    name = name.replace("unet_", "U-Net ")
-    dropout = ", dropout" if card.use_dropout else ""
-    return f"{name}, {card.ngf} filters, {card.norm} norm{dropout}"
-
-
 def provenance(card: GeneratorCard) -> str:
     if card.extra.get("imported_from"):
         source = card.extra.get("reference", "another implementation")
@@ -54,7 +46,7 @@ def _models_section(release: Release) -> str:
             (
                 f"`{m.repo_path}`",
                 f"{c.source_domain} → {c.target_domain} ({c.direction})",
-                architecture(c),
+                c.architecture,
                 provenance(c),
                 c.precision or ("fp32 (PyTorch)" if m.kind == "safetensors" else "-"),
                 f"{c.max_side} px" if c.max_side else "-",
