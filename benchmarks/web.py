@@ -10,8 +10,9 @@ afresh, uploads a photo whose longer side is ``--side`` px, clicks Stylize and w
 * result: click until the stylized image is in the page (inference, PNG encoding, transfer, display);
 * first result: navigation until the stylized image shows -- what a visitor waits.
 
-``--screenshot docs/web.png`` also writes the page as a visitor sees it, with a small test model
-(a seeded 3x3 convolution from tests/onnx_models.py, not a trained style) on a public-domain photo.
+``--screenshot docs/web.png`` also writes the page as a visitor sees it, with a small test model on a
+public-domain photo: a seeded 3x3 convolution from tests/onnx_models.py standing in for a trained style (its
+card, like every test model's, is a test card naming a ResNet).
 
     python benchmarks/web.py --runs 3                         # ~1 min on 2 cores, needs the `web` extra
     python benchmarks/web.py --runs 1 --screenshot docs/web.png
@@ -40,10 +41,10 @@ def demo_architecture_model(out_dir: Path) -> Path:
     """ResNet-6, ngf 16, instance norm (configs/tiny_cpu.yaml), random weights, exported and verified."""
     import torch
 
+    from cyclegan.contract.card import GeneratorCard
     from cyclegan.generator_io import save_generator
-    from cyclegan.models import init_weights, make_generator, size_multiple
+    from cyclegan.models import init_weights, make_generator
     from export.pipeline import ExportOptions, export_source
-    from serve.model_metadata import GeneratorCard
 
     torch.manual_seed(0)
     net = init_weights(make_generator("resnet_6blocks", ngf=16, norm="instance"), "normal", 0.02)
@@ -52,32 +53,12 @@ def demo_architecture_model(out_dir: Path) -> Path:
         ngf=16,
         source_domain="photo",
         target_domain="cartoon",
-        size_multiple=size_multiple("resnet_6blocks"),
         train_size=64,
         run_name="demo-architecture",
     )
     weights = save_generator(out_dir / "demo.safetensors", net, card)
     (report,) = export_source(weights, out_dir, ExportOptions(max_side=1024, bench_side=0))
     return report.variants[0].path
-
-
-def screenshot_card():
-    """The card of the screenshot's test model, saying what it is: one 3x3 convolution, no training."""
-    from onnx_models import OPSET
-
-    from serve.model_metadata import GeneratorCard
-
-    return GeneratorCard(
-        generator="test_conv3x3",
-        ngf=3,
-        norm="none",
-        source_domain="photo",
-        target_domain="emboss",
-        max_side=1024,
-        precision="fp32",
-        opset=OPSET,
-        run_name="emboss",
-    )
 
 
 def test_photo(path: Path, side: int) -> Path:
@@ -143,7 +124,7 @@ def main() -> None:
     from browser import chrome, free_port, why_no_browser
     from onnx_models import make_test_model
 
-    from serve.imageio import open_image
+    from cyclegan.contract.images import open_image
     from serve.stylizer import Stylizer
     from serve.web import WebSettings, build_page, launch, load_styles
 
@@ -154,7 +135,7 @@ def main() -> None:
         tmp = Path(tmp_name)
         models = tmp / "models"
         demo = demo_architecture_model(models)
-        make_test_model(models / "emboss.onnx", kind="conv", seed=1, card=screenshot_card())
+        make_test_model(models / "emboss.onnx", kind="conv", seed=1, target_domain="emboss", max_side=1024)
         photo = test_photo(tmp / "coffee.jpg", args.side)
         size = Image.open(photo).size
         settings = WebSettings(models=(str(models),), port=free_port())

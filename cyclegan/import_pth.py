@@ -11,7 +11,7 @@ use the reference's layer names, so the weights map one to one. The import:
   ``num_batches_tracked`` of InstanceNorm layers, which PyTorch < 0.4 saved and the reference's own loader
   also deletes);
 * checks every key and shape against the architecture you name and refuses with the differences;
-* writes ``.safetensors`` with a :class:`~serve.model_metadata.GeneratorCard` (as training does), ready
+* writes ``.safetensors`` with a :class:`~cyclegan.contract.card.GeneratorCard` (as training does), ready
   for ``cyclegan export``.
 """
 
@@ -28,16 +28,17 @@ import torch
 from torch import nn
 
 import cyclegan
+from cyclegan.contract.card import GENERATOR_KINDS, NORM_KINDS, GeneratorCard
+from cyclegan.contract.errors import ToolkitError, reports_errors
 from cyclegan.generator_io import save_generator
-from cyclegan.models import GENERATOR_KINDS, NORM_KINDS, make_generator, size_multiple
-from serve.model_metadata import GeneratorCard
+from cyclegan.models import make_generator
 
 REFERENCE = "junyanz/pytorch-CycleGAN-and-pix2pix"
 RUNNING_STATS = ("running_mean", "running_var", "num_batches_tracked")
 MAX_LISTED = 6  # keys named in one error line
 
 
-class ImportPthError(ValueError):
+class ImportPthError(ToolkitError, ValueError):
     """The file is not a state dict of the named architecture; the message says what differs."""
 
 
@@ -179,9 +180,6 @@ def import_pth(
         direction=direction,
         source_domain=domains[0] if a2b else domains[1],
         target_domain=domains[1] if a2b else domains[0],
-        mean=(0.5, 0.5, 0.5),
-        std=(0.5, 0.5, 0.5),
-        size_multiple=size_multiple(generator),
         train_size=train_size,
         run_name=name,
         project_version=cyclegan.__version__,
@@ -230,6 +228,7 @@ def _domains(ctx: click.Context, param: click.Parameter, value: str) -> tuple[st
     help="Output .safetensors (default: NAME_DIRECTION.safetensors next to SRC).",
 )
 @click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
+@reports_errors
 def import_pth_command(
     src: Path,
     generator: str,
@@ -253,23 +252,20 @@ def import_pth_command(
     if out.suffix != ".safetensors":
         raise click.BadParameter(f"{out} must end in .safetensors", param_hint="--out")
     if out.exists() and not overwrite:
-        raise click.ClickException(f"{out} exists; pass --overwrite to replace it")
-    try:
-        card, dropped = import_pth(
-            src,
-            out,
-            generator=generator,
-            norm=norm,
-            name=name,
-            direction=direction,
-            domains=domains,
-            ngf=ngf,
-            input_nc=input_nc,
-            output_nc=output_nc,
-            dropout=dropout,
-        )
-    except ImportPthError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise ImportPthError(f"{out} exists; pass --overwrite to replace it")
+    card, dropped = import_pth(
+        src,
+        out,
+        generator=generator,
+        norm=norm,
+        name=name,
+        direction=direction,
+        domains=domains,
+        ngf=ngf,
+        input_nc=input_nc,
+        output_nc=output_nc,
+        dropout=dropout,
+    )
     note = f"; dropped {dropped} InstanceNorm running-stat keys" if dropped else ""
     click.echo(f"wrote {out}: {card.title}, {generator}, ngf={ngf}, norm={norm}{note}")
     click.echo(f"next: cyclegan export {out} --out models/")

@@ -45,7 +45,7 @@ class ModelSourceError(ToolkitError, ValueError):
 
 
 class HubUnreachableError(ModelSourceError):
-    """The Hub cannot be reached (offline mode, no network) and the model is not in the Hub cache."""
+    """The Hub cannot be reached (offline mode, no network) for what was asked: a model not in the cache, an upload."""
 
 
 def is_hub_source(source: str | os.PathLike[str]) -> bool:

@@ -25,13 +25,13 @@ from PIL import Image
 
 from cyclegan.cli import main
 from cyclegan.config import load_config
+from cyclegan.contract.images import open_image
 from cyclegan.generator_io import card_from_config, save_generator
 from cyclegan.hub.card import model_card
 from cyclegan.hub.release import ReleaseError, collect
 from cyclegan.models import make_generator
 from serve.hub import ModelSourceError, resolve_model, resolve_models
-from serve.imageio import open_image
-from serve.stylizer import Stylizer
+from serve.stylizer import ModelLoadError, Stylizer
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "hf_test_token"
@@ -161,7 +161,7 @@ def test_release_errors(tmp_path: Path) -> None:
     with pytest.raises(ReleaseError, match=r"would both be x\.onnx in the repository"):
         collect([tmp_path / "one", tmp_path / "two"])
     make_test_model(tmp_path / "foreign.onnx", with_metadata=False)
-    with pytest.raises(ReleaseError, match="foreign.onnx has no 'cyclegan' metadata"):
+    with pytest.raises(ModelLoadError, match="foreign.onnx has no 'cyclegan' metadata"):
         collect([tmp_path / "foreign.onnx"])
     (tmp_path / "notes.txt").write_text("hi")
     with pytest.raises(ReleaseError, match="expected an .onnx or .safetensors model"):
@@ -173,9 +173,9 @@ def test_push_argument_errors(tmp_path: Path) -> None:
     cases = [
         (["push", str(model), "--repo", "nouser"], 2, "user/name"),
         (["push", str(model), "--repo", "me/bad name"], 2, "Invalid value for '--repo'"),
-        (["push", str(tmp_path / "absent"), "--repo", "me/x"], 1, "no such file or folder"),
-        (["push", str(model), "--repo", "me/x", "--examples", str(tmp_path / "none")], 1, "--examples"),
-        (["push", str(model), "--repo", "me/x", "--examples", str(tmp_path)], 1, "no images there"),
+        (["push", str(tmp_path / "absent"), "--repo", "me/x"], 2, "error: no such file or folder"),
+        (["push", str(model), "--repo", "me/x", "--examples", str(tmp_path / "none")], 2, "--examples"),
+        (["push", str(model), "--repo", "me/x", "--examples", str(tmp_path)], 2, "no images there"),
     ]
     for args, code, message in cases:
         result = CliRunner().invoke(main, args)
@@ -242,9 +242,9 @@ def test_push_then_serve_from_the_hub_then_offline_from_the_cache(tmp_path: Path
         assert refused.returncode == 1
         assert "the Hub needs a token with write access" in refused.stderr and "nothing was uploaded" in refused.stderr
         missing = run(["-m", "serve", "stylize", "hf://me/ink/nope.onnx", str(src), "--out", str(out)], env)
-        assert missing.returncode == 1 and "hf://me/ink/nope.onnx: the repository has no such file" in missing.stderr
+        assert missing.returncode == 2 and "hf://me/ink/nope.onnx: the repository has no such file" in missing.stderr
         absent = run(["-m", "serve", "stylize", "hf://me/none/x.onnx", str(src), "--out", str(out)], env)
-        assert absent.returncode == 1 and "no such model repository" in absent.stderr
+        assert absent.returncode == 2 and "no such model repository" in absent.stderr
 
 
 def _last_line(process: subprocess.CompletedProcess[str]) -> str:
@@ -292,17 +292,17 @@ def test_offline_and_unreachable_hub_say_so_in_one_line(tmp_path: Path) -> None:
     for name, result in done.items():
         assert result.returncode == 2, (name, result.stderr)
     assert _last_line(done["stylize offline"]) == (
-        f"Error: hf://me/x/m.onnx is not in the Hub cache ({tmp_path / 'hf' / 'hub'}) and HF_HUB_OFFLINE is set: "
+        f"error: hf://me/x/m.onnx is not in the Hub cache ({tmp_path / 'hf' / 'hub'}) and HF_HUB_OFFLINE is set: "
         "unset it to download the model once, or pass a local .onnx file"
     )
     assert _last_line(done["stylize unreachable"]).startswith(
-        f"Error: cannot reach the Hugging Face Hub at {dead} to download hf://me/x/m.onnx, and it is not in the "
+        f"error: cannot reach the Hugging Face Hub at {dead} to download hf://me/x/m.onnx, and it is not in the "
         "Hub cache"
     )
     assert "HF_HUB_OFFLINE is set" in _last_line(done["web offline"])
     assert (
         _last_line(done["push offline"])
-        == "Error: HF_HUB_OFFLINE is set, so nothing can be uploaded: unset it and push again"
+        == "error: HF_HUB_OFFLINE is set, so nothing can be uploaded: unset it and push again"
     )
-    assert _last_line(done["push unreachable"]).startswith(f"Error: cannot reach the Hugging Face Hub at {dead}")
+    assert _last_line(done["push unreachable"]).startswith(f"error: cannot reach the Hugging Face Hub at {dead}")
     assert "Traceback" not in "".join(r.stderr for r in done.values())

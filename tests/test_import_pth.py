@@ -182,7 +182,7 @@ def test_cli_import_then_export(tmp_path: Path) -> None:
     out = tmp_path / "tiny_A2B.safetensors"
     assert f"wrote {out}: photo -> ink" in result.output and "cyclegan export" in result.output
     again = CliRunner().invoke(main, args)
-    assert again.exit_code == 1 and "exists; pass --overwrite" in again.output
+    assert again.exit_code == 2 and "exists; pass --overwrite" in again.output
     bad = CliRunner().invoke(main, [*args[:-2], "--domains", "photo", "--overwrite"])
     assert bad.exit_code == 2 and "A,B" in bad.output
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from cyclegan.contract.card import GeneratorCard
 from cyclegan.hub.release import ModelFile, Release, RunFacts
-from serve.model_metadata import GeneratorCard
 
 LIBRARY = "cyclegan-toolkit"
 TAGS = ("cyclegan", "image-to-image", "style-transfer", "onnx", "unpaired-image-translation")
@@ -178,7 +178,7 @@ def model_card(release: Release, repo_id: str, *, license: str | None = None, ex
 
 def examples_grid(models: Sequence[ModelFile], photos: Sequence[Path], side: int = EXAMPLE_SIDE) -> Image.Image:
     """One row per photo: the photo, then its translation by each ONNX model (torch-free, as serving runs them)."""
-    from serve.imageio import open_image
+    from cyclegan.contract.images import open_image
     from serve.stylizer import Stylizer
 
     stylizers = [Stylizer(m.path, max_side=side) for m in models]

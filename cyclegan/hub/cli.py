@@ -14,18 +14,25 @@ from pathlib import Path
 
 import click
 
+from cyclegan.contract.errors import EXIT_FAILED, ToolkitError, reports_errors
+from cyclegan.contract.images import list_images
 from cyclegan.hub.card import EXAMPLES_FILE, SAMPLES_FILE, examples_grid, model_card
 from cyclegan.hub.release import Release, ReleaseError, collect
-from serve.cli import HubExit, image_extensions
+from serve.hub import HubUnreachableError
+
+
+class UploadRefusedError(ToolkitError):
+    """The Hub answered but refused the upload (no or a read-only token, another user's repository, ...)."""
+
+    exit_code = EXIT_FAILED
 
 
 def example_photos(paths: Sequence[Path]) -> list[Path]:
     """Image files named directly or found (top level) in folders, in order."""
-    images = image_extensions()
     photos: list[Path] = []
     for path in paths:
         if path.is_dir():
-            photos += sorted(p for p in path.iterdir() if p.suffix.lower() in images and p.is_file())
+            photos += list_images(path, recursive=False)
         elif path.is_file():
             photos.append(path)
         else:
@@ -51,7 +58,7 @@ def operations(release: Release, readme: str, examples_png: bytes | None) -> lis
 
 @contextlib.contextmanager
 def hub_errors(repo: str) -> Iterator[None]:
-    """The library's exceptions as one line: unreachable or offline -> exit 2, refused -> exit 1."""
+    """The library's exceptions as one line: offline or unreachable -> exit 2 (nothing done), refused -> exit 1."""
     import httpx2
     from huggingface_hub import constants
     from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
@@ -59,9 +66,11 @@ def hub_errors(repo: str) -> Iterator[None]:
     try:
         yield
     except OfflineModeIsEnabled:
-        raise HubExit("HF_HUB_OFFLINE is set, so nothing can be uploaded: unset it and push again") from None
+        raise HubUnreachableError(
+            "HF_HUB_OFFLINE is set, so nothing can be uploaded: unset it and push again"
+        ) from None
     except (httpx2.TransportError, ConnectionError) as exc:
-        raise HubExit(
+        raise HubUnreachableError(
             f"cannot reach the Hugging Face Hub at {constants.ENDPOINT} ({exc}): check the network (and HF_ENDPOINT); "
             "nothing was uploaded"
         ) from None
@@ -73,7 +82,7 @@ def hub_errors(repo: str) -> Iterator[None]:
             why = f"this token may not write to {repo} (a repository of another user, or a read-only token)"
         else:
             why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise click.ClickException(f"the Hub refused the upload to {repo}: {why}; nothing was uploaded") from None
+        raise UploadRefusedError(f"the Hub refused the upload to {repo}: {why}; nothing was uploaded") from None
 
 
 def _repo_id(ctx: click.Context, param: click.Parameter, value: str) -> str:
@@ -102,6 +111,7 @@ def _repo_id(ctx: click.Context, param: click.Parameter, value: str) -> str:
 )
 @click.option("--message", default=None, help="Commit message (default: what is uploaded).")
 @click.option("--dry-run", is_flag=True, help="Print the files and the model card; upload nothing.")
+@reports_errors
 def push(
     sources: tuple[Path, ...],
     repo: str,
@@ -116,18 +126,15 @@ def push(
 
     Example: cyclegan push runs/monet models/ --repo me/monet-cyclegan --examples photos/
     """
-    try:
-        release = collect(sources)
-        photos = example_photos(examples)
-        if photos and not release.onnx:
-            raise ReleaseError("--examples needs exported .onnx models among the sources (the grid runs them)")
-        grid = None
-        if photos:
-            buffer = io.BytesIO()
-            examples_grid(release.onnx, photos).save(buffer, "PNG")
-            grid = buffer.getvalue()
-    except ReleaseError as exc:
-        raise click.ClickException(str(exc)) from None
+    release = collect(sources)
+    photos = example_photos(examples)
+    if photos and not release.onnx:
+        raise ReleaseError("--examples needs exported .onnx models among the sources (the grid runs them)")
+    grid = None
+    if photos:
+        buffer = io.BytesIO()
+        examples_grid(release.onnx, photos).save(buffer, "PNG")
+        grid = buffer.getvalue()
     card = model_card(release, repo, license=license_, examples=[m.repo_path for m in release.onnx] if grid else ())
     ops = operations(release, str(card), grid)
     summary = f"{len(release.models)} model(s), README.md" + ("" if len(ops) == len(release.models) + 1 else ", grids")

@@ -16,14 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cyclegan.contract.card import GeneratorCard
+from cyclegan.contract.errors import ToolkitError
 from export.sources import default_name
-from serve.model_metadata import GeneratorCard, MetadataError
 
 MODEL_SUFFIXES = (".onnx", ".safetensors")
 EVAL_PREFIX = "eval/"  # metrics.jsonl keys under this prefix are evaluation scores (the card lists them)
 
 
-class ReleaseError(ValueError):
+class ReleaseError(ToolkitError, ValueError):
     """The sources hold nothing to upload, or something that cannot be uploaded as it is; the message says which."""
 
 
@@ -63,19 +64,17 @@ class Release:
 
 
 def read_model_card(path: Path) -> GeneratorCard:
-    """The card inside a model file (ONNX metadata or safetensors header); ReleaseError if it has none."""
-    try:
-        if path.suffix == ".onnx":
-            from export.onnx_export import read_onnx_card
+    """The card inside a model file: an ONNX model as serving loads it, a safetensors generator's header.
 
-            return read_onnx_card(path)
-        from cyclegan.generator_io import read_card
+    Raises the readers' own :class:`~cyclegan.contract.errors.ToolkitError` (ModelLoadError, CardError, ...).
+    """
+    if path.suffix == ".onnx":
+        from serve.stylizer import Stylizer
 
-        return read_card(path)
-    except MetadataError as exc:
-        raise ReleaseError(f"{path}: {exc}") from None
-    except Exception as exc:  # onnx's DecodeError, OSError, ...: not a model this toolkit wrote
-        raise ReleaseError(f"{path} is not a readable {path.suffix} model ({type(exc).__name__}: {exc})") from None
+        return Stylizer(path, threads=1).card
+    from cyclegan.generator_io import read_card
+
+    return read_card(path)
 
 
 def _is_run(folder: Path) -> bool:
