@@ -145,6 +145,11 @@ def _name(path: str | os.PathLike[str]) -> str:
     return Path(path).name
 
 
+def result_name(upload: str | os.PathLike[str], style: Style, suffix: str) -> str:
+    """``holiday_monet.png``: the upload's name, the style's, the result's format."""
+    return f"{Path(upload).stem}_{style.key}{suffix}"
+
+
 class StylePage:
     """The page's handlers, bound to the styles and settings (kept apart from the layout for tests)."""
 
@@ -164,15 +169,22 @@ class StylePage:
         style = self.styles.get(key or "")
         return describe(style.stylizer.card, style.stylizer.max_side) if style else ""
 
+    def read(self, path: str) -> Image.Image:
+        """An uploaded image, read with the serving limits; :class:`ImageInputError` names the uploaded file."""
+        try:
+            with open(path, "rb") as fh:  # a file object, so messages name the upload and not Gradio's cache path
+                return open_image(fh, max_pixels=self.settings.max_pixels)
+        except ImageInputError as exc:
+            raise ImageInputError(f"{_name(path)}: {exc}") from None
+
     def open(self, path: str | None) -> Image.Image:
-        """An uploaded image, read with the serving limits; bad input becomes a message in the page."""
+        """:meth:`read`, with bad input turned into a message in the page."""
         if not path:
             raise refuse("Upload a photo first.", title="No photo")
         try:
-            with open(path, "rb") as fh:
-                return open_image(fh, max_pixels=self.settings.max_pixels)
+            return self.read(path)
         except ImageInputError as exc:
-            raise refuse(f"{_name(path)}: {exc}", title="Cannot use this file") from None
+            raise refuse(str(exc), title="Cannot use this file") from None
 
     # -- photos ---------------------------------------------------------------------------------------
 
@@ -190,7 +202,7 @@ class StylePage:
         image = self.open(path)
         result = style.stylizer.stylize(image)
         assert path is not None
-        out = save_image(result, _results_folder() / f"{Path(path).stem}_{style.key}.png")
+        out = save_image(result, _results_folder() / result_name(path, style, ".png"))
         label = f"Stylized · {result.width} × {result.height} px"
         return style.stylizer.prepare(image), gr.Image(value=str(out), label=label)
 
@@ -203,12 +215,11 @@ class StylePage:
         results, failed = [], []
         for path in paths:
             try:
-                with open(path, "rb") as fh:
-                    image = open_image(fh, max_pixels=self.settings.max_pixels)
+                image = self.read(path)
             except ImageInputError as exc:
-                failed.append(f"{_name(path)}: {exc}")
+                failed.append(str(exc))
                 continue
-            out = save_image(style.stylizer.stylize(image), folder / f"{Path(path).stem}_{style.key}.png")
+            out = save_image(style.stylizer.stylize(image), folder / result_name(path, style, ".png"))
             results.append((str(out), _name(path)))
         if not results:
             raise refuse("None of the files could be used. " + " ".join(failed), title="Cannot use these files")
@@ -229,7 +240,7 @@ class StylePage:
                 f"{self.settings.max_video_seconds:g} s (use `cyclegan stylize` for longer videos)",
                 title="Video too long",
             )
-        out = _results_folder() / f"{Path(path).stem}_{style.key}.mp4"
+        out = _results_folder() / result_name(path, style, ".mp4")
         if progress is not None:
             progress(0, desc="Stylizing frames")
         try:
