@@ -1,5 +1,6 @@
 """Two "nodes" on one machine: two torchrun launches (``--nnodes 2``, c10d rendezvous on 127.0.0.1, one gloo
-process each), with one shared run folder and with a folder of its own per node (no shared filesystem).
+process each; the reference run through ``accelerate launch --num_machines 2``), with one shared run folder and
+with a folder of its own per node (no shared filesystem).
 
 Every run must end with the weights of an uninterrupted run on every rank, after one node stalls or is
 SIGKILLed mid-run and both are restarted with ``--resume latest``; the survivor must stop with one line naming
@@ -33,18 +34,30 @@ STEPS = ("train.max_steps=6", "train.save_every=3")  # 4 images on 2 ranks: 2 st
 WRITES = ("torch.save", "save_file", "open")  # --trace-writes events that write a file
 
 
-class Node:
-    """One node: a torchrun agent in a session of its own, with its one training process."""
+def _torchrun(rank: int, port: int) -> list[str]:
+    return [
+        sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--node-rank", str(rank),
+        "--nproc-per-node", "1", "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}",
+        "--rdzv-id", f"job{port}", "--max-restarts", "0",
+        # c10d orders nodes by address: distinct loopback addresses keep node_rank == rank across restarts
+        "--local-addr", f"127.0.0.{rank + 1}",
+    ]  # fmt: skip
 
-    def __init__(self, rank: int, port: int, run: Path, dataset: Path, *extra: str, hooks: tuple[str, ...] = ()):
-        cmd = [
-            sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--node-rank", str(rank),
-            "--nproc-per-node", "1", "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}",
-            "--rdzv-id", f"job{port}", "--max-restarts", "0",
-            # c10d orders nodes by address: distinct loopback addresses keep node_rank == rank across restarts
-            "--local-addr", f"127.0.0.{rank + 1}",
-            str(HOOKED), *hooks, *_args(dataset, run, *STEPS, *extra),
-        ]  # fmt: skip
+
+def _accelerate(rank: int, port: int) -> list[str]:
+    """``accelerate launch`` with the README's command-line flags (static rendezvous; gloo on a CPU-only machine)."""
+    return [
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_machines", "2",
+        "--num_processes", "2", "--machine_rank", str(rank), "--main_process_ip", "127.0.0.1",
+        "--main_process_port", str(port), "--mixed_precision", "no", "--dynamo_backend", "no",
+    ]  # fmt: skip
+
+
+class Node:
+    """One node: a launcher (torchrun's agent) in a session of its own, with its one training process."""
+
+    def __init__(self, rank: int, port: int, run: Path, dataset: Path, *extra: str, hooks=(), launcher=_torchrun):
+        cmd = [*launcher(rank, port), str(HOOKED), *hooks, *_args(dataset, run, *STEPS, *extra)]
         self.rank = rank
         self.proc = subprocess.Popen(
             cmd, cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -85,15 +98,17 @@ class Node:
 
 
 def _launch(
-    dataset: Path | tuple[Path, Path], runs: tuple[Path, Path], *extra: str, hooks=((), ())
+    dataset: Path | tuple[Path, Path], runs: tuple[Path, Path], *extra: str, hooks=((), ()), launcher=_torchrun
 ) -> tuple[Node, Node]:
     port, datasets = _free_port(), dataset if isinstance(dataset, tuple) else (dataset, dataset)
-    return tuple(Node(rank, port, runs[rank], datasets[rank], *extra, hooks=hooks[rank]) for rank in (0, 1))  # type: ignore[return-value]
+    return tuple(  # type: ignore[return-value]
+        Node(rank, port, runs[rank], datasets[rank], *extra, hooks=hooks[rank], launcher=launcher) for rank in (0, 1)
+    )
 
 
-def _run(dataset: Path, runs: tuple[Path, Path], *extra: str, hooks=((), ())) -> tuple[Node, Node]:
+def _run(dataset: Path, runs: tuple[Path, Path], *extra: str, hooks=((), ()), launcher=_torchrun) -> tuple[Node, Node]:
     """Both nodes to the end; they must succeed."""
-    nodes = _launch(dataset, runs, *extra, hooks=hooks)
+    nodes = _launch(dataset, runs, *extra, hooks=hooks, launcher=launcher)
     try:
         for node in nodes:
             assert node.wait() == 0, f"node {node.rank}:\n{node.output[-4000:]}"
@@ -162,14 +177,15 @@ class Reference:
 
 @pytest.fixture(scope="module")
 def reference(dataset, tmp_path_factory) -> Reference:
-    """An uninterrupted 6-step run of two nodes on one shared folder.
+    """An uninterrupted 6-step run of two nodes on one shared folder, launched with ``accelerate launch`` (the
+    other runs use torchrun's c10d rendezvous: the two launchers must agree to the bit).
 
     Also checks that every rank ends with the same weights and that no file of the shared folder has two writers.
     """
     base = tmp_path_factory.mktemp("reference")
     run, dump, trace = base / "run", base / "dump", base / "trace"
     hooks = ("--dump-weights", str(dump), "--trace-writes", str(trace))
-    _run(dataset, (run, run), hooks=(hooks, hooks))
+    _run(dataset, (run, run), hooks=(hooks, hooks), launcher=_accelerate)
     rank0, rank1 = _dumps(dump)
     _assert_same(rank0, rank1, _weights(run / "checkpoints/step_00000006"))
     assert [s for s, _ in list_checkpoints(run / "checkpoints")] == [3, 6]
