@@ -38,10 +38,11 @@ def this_process() -> str:
 
 
 def rendezvous() -> str:
-    """The job as its processes know it: torchrun's rendezvous id and the process group's store address."""
+    """The job as its processes know it: the process group's store on rank 0's node (MASTER_ADDR:MASTER_PORT;
+    the --rdzv-endpoint's host with torchrun's c10d rendezvous, which picks the port) and torchrun's run id."""
     address = f"{os.environ.get('MASTER_ADDR', '?')}:{os.environ.get('MASTER_PORT', '?')}"
     run_id = os.environ.get("TORCHELASTIC_RUN_ID", "none")
-    return f"{address} (rendezvous id {run_id})" if run_id != "none" else address
+    return f"{address} (id {run_id})" if run_id != "none" else address
 
 
 def gather(obj: Any) -> list[Any]:
