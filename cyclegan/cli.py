@@ -1,7 +1,7 @@
 """The ``cyclegan`` command: one click group, each stage a lazily imported sub-command.
 
-Sub-commands are imported only when invoked, so ``cyclegan stylize`` and ``cyclegan bot``
-never load torch, and ``cyclegan --help`` is fast.
+Sub-commands are imported only when invoked, so ``cyclegan stylize``, ``cyclegan bot`` and
+``cyclegan web`` never load torch, and ``cyclegan --help`` is fast.
 """
 
 from __future__ import annotations
@@ -18,6 +18,13 @@ _COMMANDS = {
     "export": ("export.cli", "export", "Export trained generators to verified ONNX models."),
     "stylize": ("serve.cli", "stylize", "Stylize images, folders and videos with an ONNX model."),
     "bot": ("serve.cli", "bot", "Run the Telegram bot."),
+    "web": ("serve.cli", "web", "Serve a web page to try the styles in a browser."),
+    "import-pth": (
+        "cyclegan.import_pth",
+        "import_pth_command",
+        "Import a generator of the reference implementation (.pth).",
+    ),
+    "push": ("cyclegan.hub.cli", "push", "Upload models and a model card to the Hugging Face Hub."),
 }
 
 

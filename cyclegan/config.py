@@ -163,6 +163,9 @@ class TrainConfig:
     channels_last: bool = True  # applied on CUDA only
     deterministic: bool = False
     log_with: str = "tensorboard"  # Accelerate trackers, comma-separated (tensorboard, wandb, mlflow, ...) or none
+    # Several processes: how long one waits in a collective (all-reduce, barrier) for the others before the run
+    # stops with an error naming the rendezvous; a node that died or hangs costs at most this long.
+    ddp_timeout_s: int = 600
 
     @property
     def trackers(self) -> list[str]:
@@ -171,7 +174,7 @@ class TrainConfig:
         return [] if names == ["none"] else names
 
     def validate(self) -> None:
-        _positive(self, "batch_size", "save_every", "keep_last", "log_every", "sample_every")
+        _positive(self, "batch_size", "save_every", "keep_last", "log_every", "sample_every", "ddp_timeout_s")
         if not self.output_dir.strip():
             raise ConfigError(
                 "train.output_dir must name the run folder, got an empty string (it would be the current folder)"

@@ -59,15 +59,14 @@ class StartupError(ToolkitError):
 
 
 def load_stylizers(settings: BotSettings) -> list[StylizerLike]:
-    """One Stylizer per ``*.onnx`` file in the models folder, in name order; all must load."""
+    """One Stylizer per model of ``BOT_MODELS_DIR`` and ``BOT_MODELS`` (serve.hub), in order; all must load."""
+    from serve.hub import ModelSourceError, resolve_models
     from serve.stylizer import ModelLoadError, Stylizer  # onnxruntime: not needed by --healthcheck
 
-    paths = sorted(settings.models_dir.glob("*.onnx"))
-    if not paths:
-        raise StartupError(
-            f"no *.onnx models in BOT_MODELS_DIR={settings.models_dir}: export one with `cyclegan export` "
-            "and put it there (in the container: mount it at /models)"
-        )
+    try:
+        paths = resolve_models(settings.model_sources)
+    except ModelSourceError as exc:  # says which source and what to do (in the container: mount models at /models)
+        raise StartupError(str(exc)) from None
     stylizers: list[StylizerLike] = []
     for path in paths:
         try:

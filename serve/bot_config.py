@@ -5,7 +5,10 @@ variable                    meaning                                        defau
 ==========================  =============================================  ===============================
 ``BOT_TOKEN``               the bot token from @BotFather                  (this or ``BOT_TOKEN_FILE``)
 ``BOT_TOKEN_FILE``          file holding the token (Docker/K8s secrets)
-``BOT_MODELS_DIR``          folder of exported ``*.onnx`` styles           ``models``
+``BOT_MODELS_DIR``          folder of exported ``*.onnx`` styles           ``models`` (unless only
+                                                                           ``BOT_MODELS`` is set)
+``BOT_MODELS``              more styles: ``.onnx`` files, folders,         empty
+                            ``hf://user/name/file.onnx`` (comma-separated)
 ``BOT_ALLOWED_USERS``       comma-separated user ids; unset: everyone      unset
                             (set, it must list at least one id)
 ``BOT_MAX_INPUT_BYTES``     largest accepted upload (checked before        ``20971520`` (20 MiB, the Bot
@@ -47,6 +50,7 @@ from typing import Any, TextIO, TypeVar
 
 from cyclegan.contract.errors import ToolkitError
 from cyclegan.contract.runtime import available_cpus
+from serve.hub import split_sources
 
 DEFAULT_API_BASE_URL = "https://api.telegram.org/bot"
 DEFAULT_API_FILE_URL = "https://api.telegram.org/file/bot"
@@ -67,7 +71,8 @@ class BotSettings:
     """Everything the bot needs to start; see the module docstring for the environment variables."""
 
     token: str = field(repr=False)
-    models_dir: Path = Path("models")
+    models_dir: Path | None = Path("models")
+    models: tuple[str, ...] = ()  # more model sources (serve.hub): files, folders, hf:// models
     allowed_users: frozenset[int] = frozenset()
     max_input_bytes: int = 20 * 1024 * 1024
     max_pixels: int = 50_000_000
@@ -96,7 +101,9 @@ class BotSettings:
             problems.append(
                 "the bot token is malformed (expected '<digits>:<letters, digits, _ or ->' from @BotFather)"
             )
-        if not self.models_dir.is_dir():
+        if self.models_dir is None and not self.models:
+            problems.append("no models: set BOT_MODELS_DIR (a folder of *.onnx files) or BOT_MODELS")
+        elif self.models_dir is not None and not self.models_dir.is_dir():
             problems.append(f"BOT_MODELS_DIR={self.models_dir} is not a directory")
         for name, value, least in (
             ("BOT_MAX_INPUT_BYTES", self.max_input_bytes, 1024),
@@ -131,6 +138,17 @@ class BotSettings:
         return problems
 
     @property
+    def model_sources(self) -> list[str]:
+        """What :func:`serve.hub.resolve_models` loads: the models folder, then ``BOT_MODELS``.
+
+        The folder may be empty when ``BOT_MODELS`` names models (the image sets ``BOT_MODELS_DIR=/models``).
+        """
+        folder = [] if self.models_dir is None else [str(self.models_dir)]
+        if self.models and self.models_dir is not None and not any(self.models_dir.glob("*.onnx")):
+            folder = []
+        return folder + list(self.models)
+
+    @property
     def threads_per_worker(self) -> int:
         """onnxruntime intra-op threads per job, so that all workers together use each CPU once."""
         return max(1, available_cpus() // self.workers)
@@ -156,9 +174,13 @@ class BotSettings:
 
         token = _read_token(env, problems)
         heartbeat = env.get("BOT_HEARTBEAT_FILE", "").strip()
+        models = tuple(split_sources(env.get("BOT_MODELS", "")))
+        models_dir = env.get("BOT_MODELS_DIR", "").strip()
         values = dict(
             token=token,
-            models_dir=Path(env.get("BOT_MODELS_DIR", "").strip() or "models"),
+            # BOT_MODELS alone serves only those; the default folder applies when neither is set.
+            models_dir=Path(models_dir) if models_dir else (None if models else Path("models")),
+            models=models,
             allowed_users=_allowed_users(env.get("BOT_ALLOWED_USERS"), problems),
             max_input_bytes=get("BOT_MAX_INPUT_BYTES", int, cls.max_input_bytes, "an integer"),
             max_pixels=get("BOT_MAX_PIXELS", int, cls.max_pixels, "an integer"),

@@ -47,7 +47,7 @@ from telegram.ext import (
     filters,
 )
 
-from cyclegan.contract.card import GeneratorCard
+from cyclegan.contract.card import GeneratorCard, style_titles
 from cyclegan.contract.files import safe_stem
 from cyclegan.contract.images import JPEG_QUALITY, ImageInputError, is_image_name, open_image
 from serve.bot_config import BotSettings, log_event
@@ -98,13 +98,8 @@ class StyleCatalog:
     @classmethod
     def from_stylizers(cls, stylizers: Sequence[StylizerLike]) -> StyleCatalog:
         """Title each style from its card; titles shared by several models get the model name added."""
-        titles = [s.card.title for s in stylizers]
-        styles = []
-        for stylizer, title in zip(stylizers, titles):
-            if titles.count(title) > 1:
-                title = f"{title} ({stylizer.name})"
-            styles.append(Style(_style_key(stylizer.name), title, stylizer))
-        return cls(styles)
+        titles = style_titles([(s.name, s.card) for s in stylizers])
+        return cls([Style(_style_key(s.name), title, s) for s, title in zip(stylizers, titles)])
 
     @property
     def default(self) -> Style:

@@ -190,7 +190,7 @@ def cli() -> None:
 
 
 @cli.command("stylize", context_settings=CONTEXT)
-@click.argument("model", type=click.Path(path_type=Path))
+@click.argument("model")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
     "--out",
@@ -246,7 +246,7 @@ def cli() -> None:
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @reports_errors
 def stylize(
-    model: Path,
+    model: str,
     inputs: tuple[Path, ...],
     out: Path,
     max_side: int | None,
@@ -261,12 +261,14 @@ def stylize(
 ) -> None:
     """Stylize images, folders and videos in INPUTS with the ONNX MODEL into --out.
 
+    MODEL is an .onnx file or hf://user/name/file.onnx (downloaded once into the Hugging Face cache).
     Bad files are reported and skipped; the exit code is 1 if any input failed.
     """
+    from serve.hub import resolve_model
     from serve.stylizer import Stylizer  # onnxruntime loads only for this command
 
     plan = plan_jobs(inputs, out, fmt=fmt, recursive=recursive)  # before the model loads: fast errors
-    stylizer = Stylizer(model, threads=threads, max_side=max_side)
+    stylizer = Stylizer(resolve_model(model), threads=threads, max_side=max_side)
     failed = list(plan.problems)
     for problem in plan.problems:
         click.echo(f"failed: {problem}", err=True)
@@ -332,3 +334,72 @@ def bot(healthcheck: bool) -> None:
         click.echo(why)
         raise SystemExit(0 if healthy else 1)
     bot_module.run_bot_from_env()
+
+
+@cli.command("web", context_settings=CONTEXT)
+@click.option(
+    "--models",
+    "-m",
+    "models",
+    multiple=True,
+    default=("models",),
+    show_default=True,
+    help="A folder of exported *.onnx models, one .onnx file or hf://user/name/file.onnx; repeat for several.",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every interface).")
+@click.option("--port", type=click.IntRange(0, 65535), default=7860, show_default=True)
+@click.option(
+    "--max-side",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Longest side of results (default: each model's recommended side; 0 keeps the photo's size).",
+)
+@click.option(
+    "--max-pixels",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_PIXELS,
+    show_default=True,
+    help="Refuse images with more pixels than this (decompression-bomb guard).",
+)
+@click.option("--max-upload-mb", type=float, default=50.0, show_default=True, help="Largest upload, in MB.")
+@click.option("--max-video-seconds", type=float, default=60.0, show_default=True, help="Longest video accepted.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Jobs running at once.")
+@click.option(
+    "--queue-size",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="Requests waiting at most; beyond it the page says the queue is full.",
+)
+@reports_errors
+def web(
+    models: tuple[str, ...],
+    host: str,
+    port: int,
+    max_side: int | None,
+    max_pixels: int,
+    max_upload_mb: float,
+    max_video_seconds: float,
+    workers: int,
+    queue_size: int,
+) -> None:
+    """Serve a web page to try the styles in a browser (Gradio; needs the `web` extra)."""
+    try:
+        from serve import web as web_module  # gradio: only for this command
+    except ImportError as exc:
+        raise ToolkitError(f"the web page needs gradio ({exc}): pip install 'cyclegan-toolkit[web]'") from None
+
+    settings = web_module.WebSettings(
+        models=models,
+        host=host,
+        port=port,
+        max_side=max_side,
+        max_pixels=max_pixels,
+        max_upload_mb=max_upload_mb,
+        max_video_seconds=max_video_seconds,
+        workers=workers,
+        queue_size=queue_size,
+    )
+    styles = web_module.load_styles(settings)
+    click.echo(f"serving {len(styles)} style(s) on http://{host}:{port}/ (Ctrl+C stops)")
+    web_module.launch(web_module.build_page(styles, settings), settings)

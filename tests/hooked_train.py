@@ -5,11 +5,13 @@
 ``--fault in_checkpoint@N`` stalls after checkpoint N's files are written, before it is marked complete;
 ``--fault after_checkpoint@N`` stalls once checkpoint N is complete. Either prints ``FAULT STAGE@N`` first,
 so the test knows when to SIGKILL. ``--dump-weights DIR`` writes each rank's final four networks to
-``DIR/rank<R>.safetensors``.
+``DIR/rank<R>.safetensors``. ``--trace-writes DIR`` logs every file this process writes, renames, creates
+or removes to ``DIR/rank<R>.log`` (``event<TAB>path`` lines; R = torchrun's RANK).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -74,6 +76,45 @@ def install_dump(folder: Path) -> None:
     trainer.train = train_and_dump
 
 
+def install_trace(folder: Path) -> None:
+    """Python-level writers (torch.save, safetensors' save_file) plus audit events (open for writing, rename,
+    mkdir, rmtree, remove): together everything a training process writes into its run folder."""
+    import accelerate.utils.other
+    import torch
+
+    from cyclegan import generator_io
+
+    folder.mkdir(parents=True, exist_ok=True)
+    log = open(folder / f"rank{os.environ.get('RANK', '0')}.log", "a", buffering=1, encoding="utf-8")  # noqa: SIM115
+
+    def record(event: str, path) -> None:
+        log.write(f"{event}\t{os.fsdecode(path) if isinstance(path, (str, bytes, os.PathLike)) else path}\n")
+
+    def traced(event: str, save):
+        def wrapper(obj, path, *args, **kwargs):
+            record(event, path)
+            return save(obj, path, *args, **kwargs)
+
+        return wrapper
+
+    torch.save = traced("torch.save", torch.save)
+    accelerate.utils.other.safe_save_file = traced("save_file", accelerate.utils.other.safe_save_file)
+    generator_io.save_file = traced("save_file", generator_io.save_file)
+    writes = os.O_WRONLY | os.O_RDWR | os.O_CREAT
+
+    def audit(event: str, args: tuple) -> None:
+        if event == "open" and isinstance(args[0], (str, bytes, os.PathLike)):
+            mode, flags = args[1], args[2]
+            if (mode is not None and any(c in mode for c in "wax+")) or (mode is None and flags & writes):
+                record("open", args[0])
+        elif event == "os.rename":
+            record(event, f"{os.fsdecode(args[0])} -> {os.fsdecode(args[1])}")
+        elif event in ("os.mkdir", "shutil.rmtree", "os.remove"):
+            record(event, args[0])
+
+    sys.addaudithook(audit)
+
+
 def _pop_option(args: list[str], name: str) -> str | None:
     if name not in args:
         return None
@@ -89,4 +130,6 @@ if __name__ == "__main__":
         install_fault(fault)
     if (dump := _pop_option(argv, "--dump-weights")) is not None:
         install_dump(Path(dump))
+    if (trace := _pop_option(argv, "--trace-writes")) is not None:
+        install_trace(Path(trace))
     main(argv)

@@ -156,3 +156,18 @@ def test_configure_logging_quiets_httpx_and_redacts() -> None:
         root.removeHandler(handler)
         root.setLevel(before)
     assert REDACTED in stream.getvalue() and TOKEN not in stream.getvalue()
+
+
+def test_model_sources_from_the_models_folder_and_bot_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    hub = "hf://me/styles/ink_A2B.onnx"
+    only_hub = BotSettings.from_env({"BOT_TOKEN": TOKEN, "BOT_MODELS": f"{hub}, extra.onnx"})
+    assert only_hub.models_dir is None and only_hub.model_sources == [hub, "extra.onnx"]
+    both = BotSettings.from_env(env(tmp_path, BOT_MODELS=hub))
+    assert both.model_sources == [hub]  # an empty folder (the image's /models) is skipped when BOT_MODELS names models
+    (tmp_path / "cartoon.onnx").write_bytes(b"")
+    assert both.model_sources == [str(tmp_path), hub]
+    monkeypatch.chdir(tmp_path)  # no ./models here
+    with pytest.raises(SettingsError, match="BOT_MODELS_DIR=models is not a directory"):
+        BotSettings.from_env({"BOT_TOKEN": TOKEN})
+    with pytest.raises(SettingsError, match="no models: set BOT_MODELS_DIR"):
+        BotSettings(token=TOKEN, models_dir=None)

@@ -86,6 +86,7 @@ def test_exponent_without_dot_is_a_number() -> None:
         (["optim.n_epochs=0", "optim.n_epochs_decay=0"], "not both 0"),
         (["data.crop_size=300"], r"data.crop_size \(300\) must be <= data.load_size"),
         (["train.ema_decay=1.5"], "train.ema_decay must be in"),
+        (["train.ddp_timeout_s=0"], "train.ddp_timeout_s must be > 0"),
         (["loss.gan_mode=wgan"], "loss.gan_mode: expected one of"),
         (["model.norm=null"], "model.norm: expected one of .*got None"),
         (["train.seed=null"], "train.seed: expected an integer"),

@@ -123,7 +123,12 @@ def test_serving_runs_with_torch_blocked(tmp_path: Path) -> None:
                 return None
 
         sys.meta_path.insert(0, Blocked())
-        import serve.bot, serve.cli, serve.stylizer, serve.video
+        import serve.bot, serve.cli, serve.hub, serve.stylizer, serve.video
+        import importlib.util
+        if importlib.util.find_spec("gradio") is not None:  # the web page (`web` extra), built but not served
+            import serve.web
+            settings = serve.web.WebSettings(models=({str(model)!r},))
+            serve.web.build_page(serve.web.load_styles(settings), settings)
         sys.argv = ["python -m serve", "stylize", {str(model)!r}, {str(tmp_path / "in")!r},
                     "--out", {str(tmp_path / "out")!r}, "--quiet"]
         try:

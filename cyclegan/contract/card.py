@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
@@ -94,6 +94,16 @@ class GeneratorCard:
         """Human name of the style, e.g. ``photo -> cartoon``."""
         return f"{self.source_domain} -> {self.target_domain}"
 
+    @property
+    def architecture(self) -> str:
+        """The generator in words, e.g. ``ResNet 9 blocks, 64 filters, instance norm``."""
+        kind = self.generator
+        if kind.startswith("resnet_") and kind.endswith("blocks"):
+            kind = f"ResNet {kind[len('resnet_') : -len('blocks')]} blocks"
+        elif kind.startswith("unet_"):
+            kind = f"U-Net {kind[len('unet_') :]}"
+        return f"{kind}, {self.ngf} filters, {self.norm} norm" + (", dropout" if self.use_dropout else "")
+
     def validate(self) -> GeneratorCard:
         """Raise :class:`CardError` for values no generator of this toolkit can have."""
         for name, allowed in (("generator", GENERATOR_KINDS), ("norm", NORM_KINDS), ("upsample", UPSAMPLE_KINDS),
@@ -158,6 +168,12 @@ class GeneratorCard:
                 "training/export (re-export it with `cyclegan export`)"
             )
         return cls.from_json(props[METADATA_KEY], where)
+
+
+def style_titles(named_cards: Sequence[tuple[str, GeneratorCard]], *, arrow: str = "->") -> list[str]:
+    """``source -> target`` for each (model name, card); where several models share one, their names are added."""
+    titles = [f"{card.source_domain} {arrow} {card.target_domain}" for _, card in named_cards]
+    return [f"{title} ({name})" if titles.count(title) > 1 else title for (name, _), title in zip(named_cards, titles)]
 
 
 class _CardFieldError(ValueError):

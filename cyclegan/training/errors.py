@@ -11,3 +11,9 @@ class TrainingDivergedError(ToolkitError):
     """The losses became NaN or infinite; nothing was saved after the last good checkpoint."""
 
     exit_code = EXIT_FAILED
+
+
+class PeerLostError(ToolkitError):
+    """Another training process (usually on another node) died or stopped answering; checkpoints are intact."""
+
+    exit_code = EXIT_FAILED

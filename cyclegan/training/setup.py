@@ -3,13 +3,15 @@
 Order matters and is deliberate: every check that can fail (config, sizes, dataset, run folder, resume
 compatibility) runs before anything is written; then Accelerate, the networks and optimizers are prepared,
 the objects a checkpoint must also hold are registered, and a resumed run loads its newest loadable
-checkpoint.
+checkpoint. With several processes (or nodes) the checks' outcomes are shared first, so that every process
+takes the same way (:mod:`cyclegan.training.nodes`).
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import torch
@@ -25,7 +27,8 @@ from cyclegan.contract.layout import read_domain_names
 from cyclegan.contract.runtime import available_cpus
 from cyclegan.data import UnpairedImageDataset, default_num_workers, load_fixed_images
 from cyclegan.schedulers import build_scheduler
-from cyclegan.training.checkpoint import CheckpointWriter, load_first_loadable, resume_candidates
+from cyclegan.training import nodes
+from cyclegan.training.checkpoint import CheckpointWriter, load_first_loadable, resume_candidates, writes_run_files
 from cyclegan.training.nets import DiscriminatorPair, Ema, GeneratorPair
 from cyclegan.training.outputs import sample_grid
 from cyclegan.training.precision import resolve_mixed_precision
@@ -93,56 +96,45 @@ class TrainingRun:
 
 
 def setup(cfg: Config, resume: str | None) -> TrainingRun:
-    """Check, build and (with ``resume``) restore everything; raises ToolkitError subclasses before any write."""
-    cfg.validate()
-    t, run_dir = cfg.train, Path(cfg.train.output_dir)
-    # cpu=True is also what makes torchrun / several processes on a CPU-only machine use gloo (MULTI_CPU).
-    force_cpu = not torch.cuda.is_available() or os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true")
-    use_cuda = PartialState(cpu=force_cpu).device.type == "cuda"
-    precision = resolve_mixed_precision(t.mixed_precision, use_cuda)
-    check_sizes(cfg)
-    check_networks_run(cfg)
-    dataset = open_train_dataset(cfg)
-    _fill_domain_names(cfg)
-    # One run per folder at a time (the main process holds the lock until train() ends), checked under it.
-    lock = (
-        FolderLock(ensure_writable_dir(run_dir, "train.output_dir"), "training")
-        if PartialState().is_main_process
-        else None
-    )
-    if lock is not None:
-        lock.acquire()
+    """Check, build and (with ``resume``) restore everything; raises ToolkitError subclasses before any write.
+
+    The main process holds the run folder's lock (one run per folder at a time) from before the run-folder
+    check until :func:`cyclegan.training.trainer.train` ends.
+    """
+    held: list[FolderLock] = []
     try:
-        return _build(cfg, resume, dataset, force_cpu, use_cuda, precision, lock)
+        return _setup(cfg, resume, held)
     except BaseException:
-        if lock is not None:
+        for lock in held:
             lock.release()
         raise
 
 
-def _build(
-    cfg: Config,
-    resume: str | None,
-    dataset: UnpairedImageDataset,
-    force_cpu: bool,
-    use_cuda: bool,
-    precision: str,
-    lock: FolderLock | None,
-) -> TrainingRun:
-    """The rest of :func:`setup`, under the run folder's lock."""
+def _setup(cfg: Config, resume: str | None, held: list[FolderLock]) -> TrainingRun:
+    cfg.validate()
     t, run_dir = cfg.train, Path(cfg.train.output_dir)
-    check_run_folder(cfg, resume)
+    # cpu=True is also what makes torchrun / several processes on a CPU-only machine use gloo (MULTI_CPU).
+    force_cpu = not torch.cuda.is_available() or os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true")
+    process = PartialState(cpu=force_cpu, timeout=timedelta(seconds=t.ddp_timeout_s))  # joins the process group
+    use_cuda = process.device.type == "cuda"
+    precision = resolve_mixed_precision(t.mixed_precision, use_cuda)
     checkpoints = CheckpointWriter(run_dir / "checkpoints", t.keep_last)
-    candidates = resume_candidates(resume, checkpoints.dir) if resume else []
-    fixed = None
-    if cfg.data.test_images > 0:
-        fixed = tuple(load_fixed_images(cfg.data.root, d, cfg.data.test_images, cfg.data.crop_size) for d in "AB")
+    with nodes.all_or_none():  # a check failing on one node stops every process, with that node's message
+        if PartialState().is_main_process:  # a second run into this folder stops here; checked under the lock
+            held.append(FolderLock(ensure_writable_dir(run_dir, "train.output_dir"), "training").acquire())
+        dataset, candidates, fixed = _checked_inputs(cfg, resume, checkpoints.dir)
+    nodes.check_same_dataset(Path(cfg.data.root), dataset.paths_a + dataset.paths_b)
+    if resume:
+        candidates = nodes.agree_on_resume(candidates, resume, checkpoints.dir)
+    node_local = nodes.output_is_node_local(run_dir)  # the last check: it writes a probe file
 
     accelerator = Accelerator(
         mixed_precision=precision,
         cpu=force_cpu,
         log_with=t.trackers or None,
-        project_config=ProjectConfiguration(project_dir=str(run_dir), logging_dir=str(run_dir / "logs")),
+        project_config=ProjectConfiguration(
+            project_dir=str(run_dir), logging_dir=str(run_dir / "logs"), save_on_each_node=node_local
+        ),
         dynamo_backend="inductor" if (t.compile and use_cuda) else "no",
     )
     workers = _seed_and_threads(cfg, accelerator, use_cuda)
@@ -171,15 +163,20 @@ def _build(
     if ema is not None:
         accelerator.register_for_checkpointing(ema)
 
-    if accelerator.is_main_process:  # the first writes of the run
+    if writes_run_files(accelerator):  # the first writes of the run (on every node without a shared folder)
         checkpoints.clean_partial()
-        remove_stale_temporaries(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(run_dir)  # of generators, samples, config.yaml written by a killed run
         if (run_dir / "generators").is_dir():
             remove_stale_temporaries(run_dir / "generators")
         cfg.save(run_dir / "config.yaml")
     accelerator.wait_for_everyone()
     if candidates:
-        load_first_loadable(candidates, lambda path: accelerator.load_state(str(path)), accelerator.print)
+        loaded = load_first_loadable(
+            candidates, lambda path: accelerator.load_state(str(path)), accelerator.print, nodes.gather_problems
+        )
+        nodes.check_same_checkpoint(loaded, state.step, generators, discriminators)
+        checkpoints.saved_step = state.step
         if ema is not None:
             ema.module.to(accelerator.device)
     accelerator.init_trackers(cfg.name, config=_tracker_config(cfg))
@@ -190,9 +187,26 @@ def _build(
         cfg=cfg, dir=run_dir, accelerator=accelerator, precision=precision, dataset=dataset, sampler=sampler,
         loader=loader, generators=generators, discriminators=discriminators, schedulers=schedulers, state=state,
         step=CycleGANStep(accelerator, modules, cfg.loss, pools), ema=ema, checkpoints=checkpoints,
-        fixed_images=fixed, lock=lock,  # type: ignore[arg-type]
+        fixed_images=fixed, lock=held[0] if held else None,  # type: ignore[arg-type]
         total_steps=min(total_steps, t.max_steps) if t.max_steps is not None else total_steps,
     )  # fmt: skip
+
+
+def _checked_inputs(
+    cfg: Config, resume: str | None, ckpt_dir: Path
+) -> tuple[UnpairedImageDataset, list[Path], tuple[torch.Tensor, torch.Tensor] | None]:
+    """The checks that read this node's disk: sizes, dataset, run folder; the dataset, resume candidates and
+    the fixed test images."""
+    check_sizes(cfg)
+    check_networks_run(cfg)
+    dataset = open_train_dataset(cfg)
+    _fill_domain_names(cfg)
+    check_run_folder(cfg, resume)
+    candidates = resume_candidates(resume, ckpt_dir, none_ok=PartialState().num_processes > 1) if resume else []
+    fixed = None
+    if cfg.data.test_images > 0:
+        fixed = tuple(load_fixed_images(cfg.data.root, d, cfg.data.test_images, cfg.data.crop_size) for d in "AB")
+    return dataset, candidates, fixed  # type: ignore[return-value]
 
 
 def _networks(cfg: Config, *, channels_last: bool) -> tuple[nn.Module, nn.Module, Optimizer, Optimizer]:

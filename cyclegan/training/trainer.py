@@ -14,6 +14,7 @@ from cyclegan.config import Config
 from cyclegan.training.checkpoint import list_checkpoints
 from cyclegan.training.errors import TrainingDivergedError
 from cyclegan.training.logger import RunLogger
+from cyclegan.training.nodes import reports_lost_peers
 from cyclegan.training.outputs import export_generators
 from cyclegan.training.setup import TrainingRun, setup
 
@@ -32,19 +33,21 @@ class RunResult:
 def train(cfg: Config, resume: str | None = None, *, progress: bool = True) -> RunResult:
     """Train (or continue, with ``resume="latest"`` or a checkpoint path) the run in ``cfg.train.output_dir``.
 
-    Anything wrong with the config, the data or the run folder raises a ToolkitError before the first write.
+    Anything wrong with the config, the data or the run folder raises a ToolkitError before the first write;
+    losing another process (a node that died or hangs) raises a PeerLostError.
     """
-    run = setup(cfg, resume)
-    try:
-        return _train(run, progress)
-    finally:
-        if run.lock is not None:
-            run.lock.release()
+    run: TrainingRun | None = None
+    with reports_lost_peers(cfg.train.ddp_timeout_s, lambda: run.state.step if run is not None else None):
+        run = setup(cfg, resume)
+        try:
+            return _train(run, progress)
+        finally:
+            if run.lock is not None:
+                run.lock.release()
 
 
 def _train(run: TrainingRun, progress: bool) -> RunResult:
-    cfg = run.cfg
-    t, state, acc = cfg.train, run.state, run.accelerator
+    t, state, acc = run.cfg.train, run.state, run.accelerator
     logger = RunLogger(run.dir, acc, total=run.total_steps, initial=state.step, progress=progress)
     losses: dict[str, float] = {}
     while state.step < run.total_steps:
