@@ -32,6 +32,7 @@ from PIL import Image
 
 from cyclegan.contract.card import GeneratorCard, style_titles
 from cyclegan.contract.errors import ToolkitError
+from cyclegan.contract.files import OutputError, reason, safe_stem
 from cyclegan.contract.images import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, ImageInputError, open_image, save_image
 from cyclegan.contract.runtime import available_cpus
 from cyclegan.contract.video import VIDEO_EXTENSIONS
@@ -43,6 +44,7 @@ logger = logging.getLogger("serve.web")
 
 STYLIZE_GROUP = "stylize"  # one concurrency group for every event that runs a model
 PREVIEW_LIMIT = 4  # upload previews at once (decoding only)
+SERVER_STORAGE = "The server cannot store results right now (its disk is full or read-only); try again later."
 CACHE_LIFETIME_S = 3600  # results and uploads are deleted an hour after they were made
 THEME_FONT = ("ui-sans-serif", "system-ui", "sans-serif")  # system fonts: the page loads nothing from outside
 
@@ -131,7 +133,11 @@ def _results_folder() -> Path:
     from gradio.utils import get_upload_folder
 
     folder = Path(get_upload_folder()) / "cyclegan" / uuid.uuid4().hex
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        logger.error("cannot create %s: %s", folder, reason(exc))
+        raise refuse(SERVER_STORAGE, "Server problem") from None
     return folder
 
 
@@ -146,8 +152,17 @@ def _name(path: str | os.PathLike[str]) -> str:
 
 
 def result_name(upload: str | os.PathLike[str], style: Style, suffix: str) -> str:
-    """``holiday_monet.png``: the upload's name, the style's, the result's format."""
-    return f"{Path(upload).stem}_{style.key}{suffix}"
+    """``holiday_monet.png``: the upload's name (readable and safe, any script), the style's, the result's format."""
+    return f"{safe_stem(Path(upload).stem, 'image')}_{style.key}{suffix}"
+
+
+def _save(image: Image.Image, path: Path) -> Path:
+    """Save a result; a full or read-only cache on the server is a message, not a stack trace."""
+    try:
+        return save_image(image, path)
+    except OutputError as exc:
+        logger.error("cannot save a result: %s", exc)
+        raise refuse(SERVER_STORAGE, "Server problem") from None
 
 
 class StylePage:
@@ -202,7 +217,7 @@ class StylePage:
         image = self.open(path)
         result = style.stylizer.stylize(image)
         assert path is not None
-        out = save_image(result, _results_folder() / result_name(path, style, ".png"))
+        out = _save(result, _results_folder() / result_name(path, style, ".png"))
         label = f"Stylized · {result.width} × {result.height} px"
         return style.stylizer.prepare(image), gr.Image(value=str(out), label=label)
 
@@ -219,7 +234,7 @@ class StylePage:
             except ImageInputError as exc:
                 failed.append(str(exc))
                 continue
-            out = save_image(style.stylizer.stylize(image), folder / result_name(path, style, ".png"))
+            out = _save(style.stylizer.stylize(image), folder / result_name(path, style, ".png"))
             results.append((str(out), _name(path)))
         if not results:
             raise refuse("None of the files could be used. " + " ".join(failed), title="Cannot use these files")

@@ -251,8 +251,11 @@ def safe_stem(text: str, fallback: str, *, sep: str = "_", keep: str = "-_") -> 
             out.append(sep)
     stem = "".join(out)
     stem = stem.encode("utf-8")[:STEM_BYTES].decode("utf-8", "ignore")
-    # a stem never starts with a combining mark or a character a shell reads as an option
-    stem = stem.strip(f"{sep}{keep}.")
-    while stem and unicodedata.category(stem[0]).startswith("M"):
-        stem = stem[1:]
+    # no separators or dots at the ends, and no combining mark first (it would sit on nothing)
+    previous = None
+    while stem != previous:
+        previous = stem
+        stem = stem.strip(f"{sep}{keep}.")
+        while stem and unicodedata.category(stem[0]).startswith("M"):
+            stem = stem[1:]
     return stem or fallback
