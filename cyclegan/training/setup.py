@@ -120,11 +120,15 @@ def _setup(cfg: Config, resume: str | None, held: list[FolderLock]) -> TrainingR
     precision = resolve_mixed_precision(t.mixed_precision, use_cuda)
     checkpoints = CheckpointWriter(run_dir / "checkpoints", t.keep_last)
     with nodes.all_or_none():  # a check failing on one node stops every process, with that node's message
-        dataset, candidates, fixed = _checked_inputs(cfg, resume, checkpoints.dir, held)
+        dataset, candidates, fixed = _checked_inputs(cfg, resume, checkpoints.dir)
     nodes.check_same_dataset(Path(cfg.data.root), dataset.paths_a + dataset.paths_b)
     if resume:
         candidates = nodes.agree_on_resume(candidates, resume, checkpoints.dir)
     node_local = nodes.output_is_node_local(run_dir)  # the last check: it writes a probe file
+    with nodes.all_or_none():  # one run per folder at a time: the main process locks it and checks it again
+        if PartialState().is_main_process:  # (a run started since the first check is caught here)
+            held.append(FolderLock(ensure_writable_dir(run_dir, "train.output_dir"), "training").acquire())
+            check_run_folder(cfg, resume)
 
     accelerator = Accelerator(
         mixed_precision=precision,
@@ -191,17 +195,14 @@ def _setup(cfg: Config, resume: str | None, held: list[FolderLock]) -> TrainingR
 
 
 def _checked_inputs(
-    cfg: Config, resume: str | None, ckpt_dir: Path, held: list[FolderLock]
+    cfg: Config, resume: str | None, ckpt_dir: Path
 ) -> tuple[UnpairedImageDataset, list[Path], tuple[torch.Tensor, torch.Tensor] | None]:
     """The checks that read this node's disk: sizes, dataset, run folder; the dataset, resume candidates and
-    the fixed test images. The run folder is checked under its lock (main process; appended to ``held``), so a
-    second run into it stops here; nothing is created before the dataset checks have passed."""
+    the fixed test images."""
     check_sizes(cfg)
     check_networks_run(cfg)
     dataset = open_train_dataset(cfg)
     _fill_domain_names(cfg)
-    if PartialState().is_main_process:
-        held.append(FolderLock(ensure_writable_dir(cfg.train.output_dir, "train.output_dir"), "training").acquire())
     check_run_folder(cfg, resume)
     candidates = resume_candidates(resume, ckpt_dir, none_ok=PartialState().num_processes > 1) if resume else []
     fixed = None
