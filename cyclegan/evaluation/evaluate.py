@@ -171,7 +171,8 @@ def table(report: EvalReport) -> str:
             label += " (dB)"
         if name == "kid":
             label += f" (subsets of {report.kid_subset_size})"
-        rows.append((label, shown, base_shown, "lower" if LOWER_IS_BETTER[name] else "higher"))
+        better = "near 1 (>1: grid)" if name == "checkerboard" else "lower" if LOWER_IS_BETTER[name] else "higher"
+        rows.append((label, shown, base_shown, better))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
