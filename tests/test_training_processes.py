@@ -19,6 +19,7 @@ from safetensors.torch import load_file
 from synthetic import make_permuted_dataset
 
 from cyclegan.config import load_config
+from cyclegan.generator_io import read_card
 from cyclegan.training.checkpoint import list_checkpoints
 from cyclegan.training.nets import GeneratorPair
 
@@ -103,7 +104,9 @@ def _weights(ckpt: Path) -> dict[str, torch.Tensor]:
 
 
 def _last_metrics(run: Path) -> dict:
-    return json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
+    """The last line of losses (evaluation lines, train.eval_every, hold eval/* scores only)."""
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return [r for r in records if "lr" in r][-1]
 
 
 @pytest.fixture(scope="module")
@@ -123,6 +126,7 @@ def test_resume_after_sigkill_gives_identical_weights(dataset, tmp_path):
         "optim.interval=step",
         "optim.n_epochs=1",
         "optim.n_epochs_decay=2",
+        "train.eval_every=2",  # evaluation (and its best generators) must not disturb the exact resume
     ]
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     _train(_args(dataset, straight, *common))
@@ -145,6 +149,11 @@ def test_resume_after_sigkill_gives_identical_weights(dataset, tmp_path):
     }
     for name in ("A2B", "B2A"):
         assert (resumed / "generators" / f"{name}.safetensors").is_file()
+        # the best evaluation survived the kill: the same best generator, from the same step, with the same score
+        best_a, best_b = (read_card(run / "generators" / f"best_{name}.safetensors") for run in (straight, resumed))
+        assert (best_a.step, best_a.extra) == (best_b.step, best_b.extra)
+    evals = [json.loads(line) for line in (straight / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in evals if "eval/cycle_mae" in r] == [2, 4, 6]
 
 
 @pytest.mark.slow  # two launches, ~40 s on an idle 2-core machine

@@ -22,6 +22,7 @@ a failure on the main process (a full disk) stops every process with its message
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -83,7 +84,10 @@ class Evaluator:
     cfg: Config
     metric: str
     images: tuple[torch.Tensor, torch.Tensor] | None = None  # testA, testB in [-1, 1], loaded on first use
-    _kid: object | None = None  # (Inception network, real features of testA, of testB)
+    # KID's feature network: None = the Inception weights when they are on disk (else no KID); a factory of another
+    # network (uint8 [N, 3, H, W] -> [N, F]) computes KID with that one (the tests' small network)
+    feature: Callable[[], torch.nn.Module] | None = None
+    _kid: tuple | None = None  # (network, real features of testA, of testB)
 
     @classmethod
     def for_run(cls, cfg: Config) -> Evaluator | None:
@@ -104,8 +108,13 @@ class Evaluator:
             best = broadcast_object_list([(state.eval_metric, state.eval_best, state.eval_best_step)])[0]
             state.eval_metric, state.eval_best, state.eval_best_step = best
 
-    @torch.no_grad()
     def scores(self, generators: torch.nn.Module, device: torch.device) -> dict[str, float]:
+        """The eval/* scores of ``generators`` (their mode and every RNG are left as they were: building a feature
+        network draws initial weights, and a resumed run must draw the same numbers as an uninterrupted one)."""
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.no_grad():
+            return self._scores(generators, device)
+
+    def _scores(self, generators: torch.nn.Module, device: torch.device) -> dict[str, float]:
         if self.images is None:
             n, size, root = self.cfg.train.eval_images, self.cfg.data.crop_size, self.cfg.data.root
             self.images = (load_fixed_images(root, "A", n, size), load_fixed_images(root, "B", n, size))
@@ -137,9 +146,9 @@ class Evaluator:
         from cyclegan.evaluation import distances
 
         if self._kid is None:
-            if not distances.inception_weights_present():
+            if self.feature is None and not distances.inception_weights_present():
                 return {}
-            network = distances.inception(download=False)
+            network = self.feature() if self.feature is not None else distances.inception(download=False)
             self._kid = (network, distances.features(ra, network), distances.features(rb, network))
         network, feat_a, feat_b = self._kid
         if min(len(ra), len(rb)) < 2:
