@@ -196,7 +196,9 @@ def test_two_processes_ddp_gloo_identical_weights(dataset, tmp_path):
         str(HOOKED),
         "--dump-weights",
         str(dump),
-        *_args(dataset, run, "train.max_steps=3", "train.save_every=2", "train.deterministic=false"),
+        *_args(
+            dataset, run, "train.max_steps=3", "train.save_every=2", "train.deterministic=false", "train.eval_every=2"
+        ),
     ]
     proc = subprocess.run(cmd, cwd=REPO, env=_env(), capture_output=True, text=True, timeout=TIMEOUT)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-4000:]
@@ -215,6 +217,10 @@ def test_two_processes_ddp_gloo_identical_weights(dataset, tmp_path):
     # Per-rank image pools and RNG states were saved for both processes.
     last = run / "checkpoints/step_00000003"
     assert (last / "random_states_1.pkl").is_file()
+    # rank 0 evaluated (steps 2 and 3) while rank 1 waited, and kept the best generators
+    evals = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in evals if "eval/cycle_mae" in r] == [2, 3]
+    assert (run / "generators" / "best_A2B.safetensors").is_file()
 
 
 def test_bf16_on_cpu_runs_with_finite_losses(dataset, tmp_path):
