@@ -1,0 +1,1 @@
+"""Scoring stylized images: paired scores (MAE, PSNR, SSIM), the checkerboard score, and `cyclegan eval`."""

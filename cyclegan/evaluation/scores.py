@@ -1,0 +1,83 @@
+"""Per-image scores on uint8 HxWx3 arrays (torch-free, numpy; SSIM from scikit-image).
+
+* :func:`mae` -- mean absolute difference in 0-255 units.
+* :func:`psnr` -- peak signal-to-noise ratio in dB (peak 255), capped at :data:`PSNR_CAP` for identical images.
+* :func:`ssim` -- structural similarity (scikit-image, colour channels averaged).
+* :func:`checkerboard_score` -- how much more energy the output's luminance spectrum holds at the stride-2 period
+  (the Nyquist rows/columns and corner, where a stride-2 transposed convolution leaves its grid) than the input's:
+  1.0 = no more checkerboard than the photo itself, > 1 = a grid was added.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+PSNR_CAP = 100.0  # dB; identical images (MSE 0) score this instead of infinity, so that every score is finite
+NYQUIST_BAND = 0.02  # cycles/pixel: frequencies with |f| >= 0.5 - NYQUIST_BAND along either axis count as stride-2
+_LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R BT.601, as Pillow's convert("L")
+
+
+def _checked(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    for name, x in (("a", a), ("b", b)):
+        if x.dtype != np.uint8 or x.ndim != 3 or x.shape[2] != 3:
+            raise ValueError(f"{name}: expected a uint8 HxWx3 image, got {x.dtype} {x.shape}")
+    if a.shape != b.shape:
+        raise ValueError(f"images of different sizes: {a.shape[1]}x{a.shape[0]} and {b.shape[1]}x{b.shape[0]}")
+    return a, b
+
+
+def mae(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean absolute difference of two uint8 HxWx3 images, in 0-255 units."""
+    a, b = _checked(a, b)
+    return float(np.mean(np.abs(a.astype(np.float64) - b.astype(np.float64))))
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """Peak signal-to-noise ratio in dB (peak 255); identical images score :data:`PSNR_CAP`."""
+    a, b = _checked(a, b)
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    if mse == 0.0:
+        return PSNR_CAP
+    return min(PSNR_CAP, 10.0 * math.log10(255.0**2 / mse))
+
+
+def ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """Structural similarity (scikit-image's, Gaussian-free 7x7 window, channels averaged); 1.0 = identical.
+
+    Images smaller than 7 pixels on a side use the largest odd window that fits (at least 3)."""
+    from skimage.metrics import structural_similarity
+
+    a, b = _checked(a, b)
+    side = min(a.shape[:2])
+    win = min(7, side if side % 2 else side - 1)
+    if win < 3:
+        raise ValueError(f"SSIM needs images of at least 3x3 pixels, got {a.shape[1]}x{a.shape[0]}")
+    return float(structural_similarity(a, b, channel_axis=2, data_range=255, win_size=win))
+
+
+def nyquist_energy(image: np.ndarray, band: float = NYQUIST_BAND) -> float:
+    """Energy of the luminance spectrum (Hann-windowed, mean removed) at |f| >= 0.5 - band along either axis."""
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected a uint8 HxWx3 image, got {image.dtype} {image.shape}")
+    h, w = image.shape[:2]
+    luma = image.astype(np.float64) @ _LUMA
+    luma -= luma.mean()
+    # A window keeps the jump between opposite borders (the FFT is periodic) from leaking into every frequency.
+    luma *= np.outer(np.hanning(h) if h > 2 else np.ones(h), np.hanning(w) if w > 2 else np.ones(w))
+    power = np.abs(np.fft.fft2(luma)) ** 2
+    fy = np.abs(np.fft.fftfreq(h))[:, None] >= 0.5 - band
+    fx = np.abs(np.fft.fftfreq(w))[None, :] >= 0.5 - band
+    return float(power[fy | fx].sum())
+
+
+def checkerboard_score(output: np.ndarray, input: np.ndarray, band: float = NYQUIST_BAND) -> float:
+    """Stride-2 (Nyquist) spectral energy of ``output`` relative to that of ``input`` (same size, uint8 HxWx3).
+
+    1.0: the output has as much energy at the 2-pixel period as the photo it came from; a checkerboard or
+    stripe grid of a stride-2 upsampler raises it (+-8 grey levels every other pixel over a photo score above 100,
+    +-2 about 10); smoothing lowers it. A tiny floor (1e-3 per image pixel) keeps flat inputs from dividing by zero."""
+    output, input = _checked(output, input)
+    floor = 1e-3 * output.shape[0] * output.shape[1]
+    return (nyquist_energy(output, band) + floor) / (nyquist_energy(input, band) + floor)
