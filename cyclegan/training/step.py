@@ -119,6 +119,8 @@ class CycleGANStep:
             loss_idt_b = identity_loss(out["fake_A"], real_b)
         self.acc.backward(loss_idt_a + loss_idt_b)
         m.opt_g.step()
+        m.opt_d.zero_grad(set_to_none=True)
+        m.opt_d.step()  # no gradients: the weights stay, and the LR schedulers see a stepped optimizer
         zero = torch.zeros((), device=real_a.device)
         return _detached(
             {
