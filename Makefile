@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -c constraints.txt pip
-	$(PY) -m pip install -c constraints.txt -e ".[train,serve,web,dev,demo]"
+	$(PY) -m pip install -c constraints.txt -e ".[train,eval,serve,web,dev,demo]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -24,6 +24,11 @@ _COMMANDS = {
         "import_pth_command",
         "Import a generator of the reference implementation (.pth).",
     ),
+    "eval": (
+        "cyclegan.evaluation.cli",
+        "eval_command",
+        "Score a model on images: MAE/PSNR/SSIM, KID/FID, checkerboard.",
+    ),
     "push": ("cyclegan.hub.cli", "push", "Upload models and a model card to the Hugging Face Hub."),
 }
 

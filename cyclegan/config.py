@@ -32,9 +32,11 @@ GanMode = Literal["lsgan", "vanilla", "hinge"]
 SchedulerKind = Literal["linear", "cosine", "step", "constant"]
 Preprocess = Literal["resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none"]
 MixedPrecision = Literal["no", "bf16", "fp16", "auto"]
-# Accelerate's tracker names (accelerate.utils.LoggerType), for train.log_with.
+# train.eval_metric: the score that picks generators/best_*.safetensors (lower is better; see training/evaluate.py)
+EvalMetric = Literal["auto", "cycle_mae", "identity_mae", "kid"]
 # DiffAugment transforms (cyclegan.augment), for train.diffaugment.
 DIFFAUGMENT_POLICIES = ("color", "translation", "cutout")
+# Accelerate's tracker names (accelerate.utils.LoggerType), for train.log_with.
 TRACKERS = ("tensorboard", "wandb", "trackio", "comet_ml", "aim", "mlflow", "clearml", "dvclive", "swanlab")
 
 
@@ -175,6 +177,12 @@ class TrainConfig:
     identity_warmup_steps: int = 0
     diffaugment: str = "none"
 
+    # Evaluation on the test split (testA/testB) every eval_every steps (0: off): eval/* scores in metrics.jsonl
+    # and the trackers, and the best generators by eval_metric kept as generators/best_*.safetensors.
+    eval_every: int = 0
+    eval_metric: EvalMetric = "auto"  # auto: kid when the Inception weights are on disk, else cycle_mae
+    eval_images: int = 50  # test images per domain (the first ones by name)
+
     @property
     def diffaugment_policy(self) -> tuple[str, ...]:
         """``diffaugment`` as a tuple of transform names (empty for ``none``)."""
@@ -206,6 +214,9 @@ class TrainConfig:
             raise ConfigError(f"train.identity_warmup_steps must be >= 0, got {self.identity_warmup_steps}")
         if self.max_steps is not None and self.max_steps <= 0:
             raise ConfigError(f"train.max_steps must be > 0 or null, got {self.max_steps}")
+        if self.eval_every < 0:
+            raise ConfigError(f"train.eval_every must be >= 0 (0: off), got {self.eval_every}")
+        _positive(self, "eval_images")
         if self.ema_decay is not None and not 0 < self.ema_decay < 1:
             raise ConfigError(f"train.ema_decay must be in (0, 1) or null, got {self.ema_decay}")
 

@@ -7,9 +7,9 @@ import sys
 
 import numpy as np
 import pytest
+from synthetic import random_scene
 
 from cyclegan.evaluation import scores
-from tests.synthetic import random_scene
 
 
 def photo(seed: int = 0, size: int = 96) -> np.ndarray:

@@ -53,6 +53,15 @@ class RunLogger:
         )
         self._window_start, self._window_steps, self._paused = time.perf_counter(), 0, 0.0
 
+    def log_scores(self, step: int, epoch: int, scores: dict[str, float]) -> None:
+        """Evaluation scores (``eval/*`` keys): one metrics.jsonl line and the trackers (main process only)."""
+        if not self.main:
+            return
+        self.accelerator.log(scores, step=step)
+        append_lines(
+            self.run_dir / "metrics.jsonl", [json.dumps({**scores, "step": step, "epoch": epoch}, sort_keys=True)]
+        )
+
     def samples(self, step: int, grid: torch.Tensor) -> None:
         """``RUN/samples/step_N.png`` and the image trackers (main process only)."""
         if not self.main:

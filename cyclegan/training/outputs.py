@@ -43,9 +43,22 @@ def write_sample(grid: torch.Tensor, path: Path) -> None:
         save_image(grid, tmp, format="png")
 
 
-def export_generators(generators: nn.Module, cfg: Config, out_dir: Path, step: int, epoch: int, ema: bool) -> None:
-    """``A2B.safetensors`` (G_A) and ``B2A.safetensors`` (G_B) with their GeneratorCards (atomic writes)."""
+def export_generators(
+    generators: nn.Module,
+    cfg: Config,
+    out_dir: Path,
+    step: int,
+    epoch: int,
+    ema: bool,
+    *,
+    prefix: str = "",
+    extra: dict[str, object] | None = None,
+) -> None:
+    """``<prefix>A2B.safetensors`` (G_A) and ``<prefix>B2A.safetensors`` (G_B) with their GeneratorCards (atomic
+    writes; ``extra`` goes into the cards' ``extra``, e.g. the evaluation score of ``best_*``)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     for direction, net in (("A2B", generators.g_a), ("B2A", generators.g_b)):
         card = card_from_config(cfg, direction, step=step, epoch=epoch, ema=ema)
-        save_generator(out_dir / f"{direction}.safetensors", net, card)
+        if extra:
+            card.extra.update(extra)
+        save_generator(out_dir / f"{prefix}{direction}.safetensors", net, card)

@@ -27,7 +27,7 @@ from cyclegan.contract.layout import read_domain_names
 from cyclegan.contract.runtime import available_cpus
 from cyclegan.data import UnpairedImageDataset, default_num_workers, load_fixed_images
 from cyclegan.schedulers import build_scheduler
-from cyclegan.training import nodes
+from cyclegan.training import evaluate, nodes
 from cyclegan.training.checkpoint import CheckpointWriter, load_first_loadable, resume_candidates, writes_run_files
 from cyclegan.training.nets import DiscriminatorPair, Ema, GeneratorPair
 from cyclegan.training.outputs import sample_grid
@@ -202,6 +202,7 @@ def _checked_inputs(
     the fixed test images."""
     check_sizes(cfg)
     check_networks_run(cfg)
+    evaluate.check(cfg)  # train.eval_metric=kid needs the Inception weights on disk
     dataset = open_train_dataset(cfg)
     _fill_domain_names(cfg)
     check_run_folder(cfg, resume)

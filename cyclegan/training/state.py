@@ -20,6 +20,11 @@ class TrainerState:
     step: int = 0
     epoch: int = 0
     batch_in_epoch: int = 0
+    # The best evaluation so far (train.eval_every): its metric, score and step; checkpointed so a resumed run
+    # keeps comparing against it. Checkpoints older than these fields load with none.
+    eval_metric: str | None = None
+    eval_best: float | None = None
+    eval_best_step: int | None = None
 
     def advance(self, steps_per_epoch: int) -> bool:
         """Count one optimizer step; True when it completed an epoch."""
@@ -31,11 +36,13 @@ class TrainerState:
         self.batch_in_epoch = 0
         return True
 
-    def state_dict(self) -> dict[str, int]:
+    def state_dict(self) -> dict[str, int | float | str | None]:
         return asdict(self)
 
-    def load_state_dict(self, state: dict[str, int]) -> None:
+    def load_state_dict(self, state: dict[str, int | float | str | None]) -> None:
         self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
+        self.eval_metric = state.get("eval_metric")
+        self.eval_best, self.eval_best_step = state.get("eval_best"), state.get("eval_best_step")
 
 
 class Schedulers:

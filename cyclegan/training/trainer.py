@@ -13,6 +13,7 @@ from torch import nn
 from cyclegan.config import Config
 from cyclegan.training.checkpoint import list_checkpoints
 from cyclegan.training.errors import TrainingDivergedError
+from cyclegan.training.evaluate import Evaluator
 from cyclegan.training.logger import RunLogger
 from cyclegan.training.nodes import reports_lost_peers
 from cyclegan.training.outputs import export_generators
@@ -50,6 +51,7 @@ def _train(run: TrainingRun, progress: bool) -> RunResult:
     t, state, acc = run.cfg.train, run.state, run.accelerator
     logger = RunLogger(run.dir, acc, total=run.total_steps, initial=state.step, progress=progress)
     losses: dict[str, float] = {}
+    evaluator = Evaluator.for_run(run.cfg)  # None unless train.eval_every
     while state.step < run.total_steps:
         for real_a, real_b in run.batches():
             step_losses = run.step(real_a, real_b, warmup=state.step < t.identity_warmup_steps)
@@ -62,7 +64,9 @@ def _train(run: TrainingRun, progress: bool) -> RunResult:
                 losses = finite_losses(run, step_losses)
             if state.step % t.log_every == 0 or last:
                 logger.log(state.step, state.epoch, run.schedulers.lr, losses)
-            with logger.pause():  # writing samples and checkpoints is not training time
+            with logger.pause():  # evaluating, writing samples and checkpoints is not training time
+                if evaluator is not None:
+                    evaluator.maybe_run(run, logger, last)
                 if state.step % t.sample_every == 0:
                     logger.samples(state.step, run.sample_grid())
                 if state.step % t.save_every == 0 or last:
