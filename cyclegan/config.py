@@ -17,7 +17,7 @@ from typing import Any, Literal
 import yaml
 
 from cyclegan.contract import typed
-from cyclegan.contract.card import GeneratorKind, NormKind
+from cyclegan.contract.card import GeneratorKind, NormKind, UpsampleKind
 from cyclegan.contract.errors import ToolkitError
 from cyclegan.contract.files import write_text_atomic
 
@@ -34,6 +34,8 @@ Preprocess = Literal["resize_and_crop", "crop", "scale_width", "scale_width_and_
 MixedPrecision = Literal["no", "bf16", "fp16", "auto"]
 # train.eval_metric: the score that picks generators/best_*.safetensors (lower is better; see training/evaluate.py)
 EvalMetric = Literal["auto", "cycle_mae", "identity_mae", "kid"]
+# DiffAugment transforms (cyclegan.augment), for train.diffaugment.
+DIFFAUGMENT_POLICIES = ("color", "translation", "cutout")
 # Accelerate's tracker names (accelerate.utils.LoggerType), for train.log_with.
 TRACKERS = ("tensorboard", "wandb", "trackio", "comet_ml", "aim", "mlflow", "clearml", "dvclive", "swanlab")
 
@@ -52,6 +54,7 @@ class ModelConfig:
     norm: NormKind = "instance"
     norm_d: NormKind | None = None  # discriminator norm; None = same as `norm`
     use_dropout: bool = False
+    upsample: UpsampleKind = "deconv"  # deconv: the reference's layers; resize: nearest 2x + 3x3 conv, no checkerboard
     init_type: InitKind = "normal"
     init_gain: float = 0.02
 
@@ -168,11 +171,23 @@ class TrainConfig:
     # Several processes: how long one waits in a collective (all-reduce, barrier) for the others before the run
     # stops with an error naming the rendezvous; a node that died or hangs costs at most this long.
     ddp_timeout_s: int = 600
+    # Small-budget recipe (benchmarks/quality.py measures each): generator-only steps that teach both generators
+    # the identity mapping before the GAN starts, so they begin from the photo instead of noise; and
+    # differentiable augmentation of what the discriminators see (none, or e.g. color,translation,cutout).
+    identity_warmup_steps: int = 0
+    diffaugment: str = "none"
+
     # Evaluation on the test split (testA/testB) every eval_every steps (0: off): eval/* scores in metrics.jsonl
     # and the trackers, and the best generators by eval_metric kept as generators/best_*.safetensors.
     eval_every: int = 0
     eval_metric: EvalMetric = "auto"  # auto: kid when the Inception weights are on disk, else cycle_mae
     eval_images: int = 50  # test images per domain (the first ones by name)
+
+    @property
+    def diffaugment_policy(self) -> tuple[str, ...]:
+        """``diffaugment`` as a tuple of transform names (empty for ``none``)."""
+        names = tuple(name.strip() for name in self.diffaugment.split(",") if name.strip())
+        return () if names == ("none",) else names
 
     @property
     def trackers(self) -> list[str]:
@@ -189,6 +204,14 @@ class TrainConfig:
         unknown = [name for name in self.trackers if name not in TRACKERS]
         if unknown or not self.log_with.strip():
             raise ConfigError(f"train.log_with: unknown tracker(s) {unknown}: use none or any of {', '.join(TRACKERS)}")
+        unknown = [name for name in self.diffaugment_policy if name not in DIFFAUGMENT_POLICIES]
+        if unknown or not self.diffaugment.strip():
+            raise ConfigError(
+                f"train.diffaugment: unknown transform(s) {unknown}: "
+                f"use none or any of {', '.join(DIFFAUGMENT_POLICIES)}"
+            )
+        if self.identity_warmup_steps < 0:
+            raise ConfigError(f"train.identity_warmup_steps must be >= 0, got {self.identity_warmup_steps}")
         if self.max_steps is not None and self.max_steps <= 0:
             raise ConfigError(f"train.max_steps must be > 0 or null, got {self.max_steps}")
         if self.eval_every < 0:

@@ -148,6 +148,7 @@ def card_from_config(
         ngf=m.ngf,
         norm=m.norm,
         use_dropout=m.use_dropout,
+        upsample=m.upsample,
         direction=direction,
         source_domain=d.domain_a if a2b else d.domain_b,
         target_domain=d.domain_b if a2b else d.domain_a,

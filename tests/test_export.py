@@ -28,10 +28,12 @@ from serve.stylizer import Stylizer
 REPO = Path(__file__).resolve().parents[1]
 # Small widths keep every export a few seconds; unet_256 needs 8 levels, so its ngf is tiny.
 KINDS = [
-    pytest.param(("resnet_9blocks", "instance", 4), id="resnet_9blocks-instance"),
-    pytest.param(("resnet_6blocks", "batch", 4), id="resnet_6blocks-batch"),
-    pytest.param(("unet_128", "instance", 4), id="unet_128-instance"),
-    pytest.param(("unet_256", "batch", 2), id="unet_256-batch", marks=pytest.mark.slow),
+    pytest.param(("resnet_9blocks", "instance", 4, "deconv"), id="resnet_9blocks-instance"),
+    pytest.param(("resnet_6blocks", "batch", 4, "deconv"), id="resnet_6blocks-batch"),
+    pytest.param(("resnet_6blocks", "instance", 4, "resize"), id="resnet_6blocks-instance-resize"),
+    pytest.param(("unet_128", "instance", 4, "deconv"), id="unet_128-instance"),
+    pytest.param(("unet_128", "batch", 4, "resize"), id="unet_128-batch-resize", marks=pytest.mark.slow),
+    pytest.param(("unet_256", "batch", 2, "deconv"), id="unet_256-batch", marks=pytest.mark.slow),
 ]
 NO_BENCH = ExportOptions(bench_side=0)
 # The tests of the checking logic use the (3-5x faster) TorchScript exporter; the per-kind fixture
@@ -46,11 +48,12 @@ def save_test_generator(
     ngf: int = 4,
     direction: str = "A2B",
     seed: int = 0,
+    upsample: str = "deconv",
 ) -> GeneratorCard:
     """A randomly initialised generator saved as training does; batch norm gets non-trivial running stats."""
     cfg = Config(
         name="export test",
-        model=ModelConfig(generator=kind, norm=norm, ngf=ngf),
+        model=ModelConfig(generator=kind, norm=norm, ngf=ngf, upsample=upsample),
         data=DataConfig(domain_a="photo", domain_b="cartoon"),
     )
     torch.manual_seed(seed)
@@ -67,10 +70,10 @@ def save_test_generator(
 
 @pytest.fixture(scope="module", params=KINDS)
 def exported(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
-    kind, norm, ngf = request.param
+    kind, norm, ngf, upsample = request.param
     root = tmp_path_factory.mktemp(kind)
     source = root / "G.safetensors"
-    save_test_generator(source, kind, norm, ngf)
+    save_test_generator(source, kind, norm, ngf, upsample=upsample)
     report = export_generator(source, root / "out", NO_BENCH)
     return source, report
 

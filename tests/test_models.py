@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from cyclegan.config import ModelConfig
+from cyclegan.config import Config, ModelConfig
 from cyclegan.contract.card import GENERATOR_KINDS, GeneratorCard
 from cyclegan.contract.sizes import InputSizeError, check_input_size, pad_centred, size_multiple
+from cyclegan.generator_io import card_from_config
 from cyclegan.models import build_discriminator, build_generator, generator_from_card, init_weights, make_generator
 
 
@@ -186,3 +187,30 @@ def test_generator_from_card_matches_config_architecture() -> None:
         k: v.shape for k, v in from_card.state_dict().items()
     }
     from_card.load_state_dict(built.state_dict())  # strict by default
+
+
+@pytest.mark.parametrize("kind", ["resnet_6blocks", "unet_128"])
+def test_resize_upsampling_draws_no_checkerboard_where_deconv_does(kind: str) -> None:
+    """The stride-2 signature: neighbouring pixels differ more than pixels two apart. A transposed convolution's
+    uneven kernel overlap prints it on a flat picture whatever its weights (Odena et al. 2016); resize does not."""
+    ratios: dict[str, list[float]] = {"deconv": [], "resize": []}
+    for upsample, values in ratios.items():
+        for seed in range(3):
+            torch.manual_seed(seed)
+            net = make_generator(kind, ngf=8, norm="instance", upsample=upsample).eval()
+            with torch.no_grad():
+                y = net(torch.zeros(1, 3, 128, 128))[0]
+            neighbours = (y[:, 1:] - y[:, :-1]).abs().mean()
+            two_apart = (y[:, 2:] - y[:, :-2]).abs().mean()
+            values.append(float(neighbours / two_apart))
+            kinds = {type(m).__name__ for m in net.modules()}
+            assert ("ConvTranspose2d" in kinds) == (upsample == "deconv")
+    assert max(ratios["resize"]) < 0.9 and np.mean(ratios["deconv"]) > 1.1, ratios
+
+
+def test_resize_upsampling_is_carried_by_the_card() -> None:
+    cfg = Config(model=ModelConfig(generator="unet_128", ngf=4, upsample="resize"))
+    card = card_from_config(cfg, "A2B")
+    assert card.upsample == "resize"
+    rebuilt = generator_from_card(card)
+    assert rebuilt.state_dict().keys() == build_generator(cfg.model).state_dict().keys()

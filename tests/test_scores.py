@@ -77,3 +77,15 @@ def test_scores_import_no_torch_in_a_real_process() -> None:
     code = "import sys, cyclegan.evaluation.scores as s; s.ssim; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_sharp_flat_colours_and_outlines_are_not_a_grid() -> None:
+    """A clean cartoon of a scene (4 levels per channel, dark outlines) has far more high-frequency energy than a
+    photo, but no spike at the 2-pixel period: it must score near 1, a grid over the same cartoon well above."""
+    for seed in range(3):
+        cartoon = (np.round(random_scene(np.random.default_rng(seed), 96) / 255 * 3) * 85).astype(np.uint8)
+        grey = cartoon.astype(np.float64).mean(axis=2)
+        cartoon[(np.abs(np.diff(grey, axis=0, prepend=0)) + np.abs(np.diff(grey, axis=1, prepend=0))) > 20] = 20
+        clean = scores.checkerboard_score(cartoon, photo(seed))
+        assert clean < 2.0, clean
+        assert scores.checkerboard_score(checkerboard_overlay(cartoon, 8.0), photo(seed)) > 2 * clean

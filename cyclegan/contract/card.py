@@ -31,7 +31,7 @@ MAX_SIZE_RULE = 2048
 # The architecture vocabulary: the training config, the model factory and the card all take it from here.
 GeneratorKind = Literal["resnet_9blocks", "resnet_6blocks", "unet_128", "unet_256"]
 NormKind = Literal["instance", "batch", "none"]
-UpsampleKind = Literal["deconv"]
+UpsampleKind = Literal["deconv", "resize"]  # cyclegan.models.upsample
 Direction = Literal["A2B", "B2A"]
 Precision = Literal["fp32", "fp16", "int8"]
 GENERATOR_KINDS: tuple[str, ...] = get_args(GeneratorKind)

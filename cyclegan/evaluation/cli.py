@@ -59,8 +59,8 @@ def eval_command(
     """Score MODEL (a run folder, a .safetensors generator or an .onnx model) on the images in IMAGES.
 
     Every score is shown for the model and for the images returned unchanged (the baseline to beat). The
-    checkerboard score is the stride-2 (Nyquist) spectral energy of the output relative to its input:
-    1 = no more grid than the photo has.
+    checkerboard score is how much more the output's spectrum spikes at the 2-pixel period than its input's:
+    about 1 = no grid (clean outlines score 1-2), several times more = a stride-2 grid.
     """
     from cyclegan.evaluation import evaluate, models
 

@@ -14,15 +14,23 @@ from .unet import UnetGenerator
 
 
 def make_generator(
-    kind: str, input_nc: int = 3, output_nc: int = 3, ngf: int = 64, norm: str = "instance", use_dropout: bool = False
+    kind: str,
+    input_nc: int = 3,
+    output_nc: int = 3,
+    ngf: int = 64,
+    norm: str = "instance",
+    use_dropout: bool = False,
+    upsample: str = "deconv",
 ) -> nn.Module:
     """The bare architecture (PyTorch default init); ``kind`` is one of ``contract.card.GENERATOR_KINDS``."""
     if kind in ("resnet_9blocks", "resnet_6blocks"):
         n_blocks = 9 if kind == "resnet_9blocks" else 6
-        return ResnetGenerator(input_nc, output_nc, ngf, norm=norm, use_dropout=use_dropout, n_blocks=n_blocks)
+        return ResnetGenerator(
+            input_nc, output_nc, ngf, norm=norm, use_dropout=use_dropout, n_blocks=n_blocks, upsample=upsample
+        )
     if kind in ("unet_128", "unet_256"):
         num_downs = 7 if kind == "unet_128" else 8
-        return UnetGenerator(input_nc, output_nc, num_downs, ngf, norm=norm, use_dropout=use_dropout)
+        return UnetGenerator(input_nc, output_nc, num_downs, ngf, norm=norm, use_dropout=use_dropout, upsample=upsample)
     raise ValueError(f"unknown generator {kind!r}")  # the config and the card only admit GENERATOR_KINDS
 
 
@@ -38,6 +46,7 @@ def build_generator(model_cfg: ModelConfig, *, input_nc: int | None = None, outp
         model_cfg.ngf,
         model_cfg.norm,
         model_cfg.use_dropout,
+        model_cfg.upsample,
     )
     return init_weights(net, model_cfg.init_type, model_cfg.init_gain)
 
@@ -64,4 +73,6 @@ def build_discriminator(model_cfg: ModelConfig, *, input_nc: int | None = None) 
 
 def generator_from_card(card: GeneratorCard) -> nn.Module:
     """The architecture a card describes, uninitialised (weights are loaded right after)."""
-    return make_generator(card.generator, card.input_nc, card.output_nc, card.ngf, card.norm, card.use_dropout)
+    return make_generator(
+        card.generator, card.input_nc, card.output_nc, card.ngf, card.norm, card.use_dropout, card.upsample
+    )

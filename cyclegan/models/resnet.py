@@ -9,6 +9,7 @@ from cyclegan.contract import sizes
 
 from .norm import conv_bias_for, norm_factory
 from .sizes import check_input
+from .upsample import upsample2x
 
 
 class ResnetBlock(nn.Module):
@@ -36,6 +37,8 @@ class ResnetBlock(nn.Module):
 class ResnetGenerator(nn.Module):
     """c7s1-ngf, two stride-2 downsamplings, ``n_blocks`` residual blocks, two upsamplings, c7s1-output, tanh.
 
+    ``upsample`` is ``deconv`` (the reference's) or ``resize`` (see :mod:`.upsample`).
+
     State-dict names (``model.N...``) match the original so its released weights load.
     """
 
@@ -47,6 +50,7 @@ class ResnetGenerator(nn.Module):
         norm: str = "instance",
         use_dropout: bool = False,
         n_blocks: int = 9,
+        upsample: str = "deconv",
     ) -> None:
         super().__init__()
         if n_blocks < 0:
@@ -74,9 +78,7 @@ class ResnetGenerator(nn.Module):
         for i in range(n_down):
             mult = 2 ** (n_down - i)
             layers += [
-                nn.ConvTranspose2d(
-                    ngf * mult, ngf * mult // 2, kernel_size=3, stride=2, padding=1, output_padding=1, bias=bias
-                ),
+                upsample2x(upsample, ngf * mult, ngf * mult // 2, deconv_kernel=3, bias=bias),
                 norm_layer(ngf * mult // 2),
                 nn.ReLU(True),
             ]

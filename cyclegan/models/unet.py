@@ -9,6 +9,7 @@ from cyclegan.contract import sizes
 
 from .norm import conv_bias_for, norm_factory
 from .sizes import check_input
+from .upsample import upsample2x
 
 
 class UnetSkipConnectionBlock(nn.Module):
@@ -28,6 +29,7 @@ class UnetSkipConnectionBlock(nn.Module):
         innermost: bool = False,
         norm: str = "instance",
         use_dropout: bool = False,
+        upsample: str = "deconv",
     ) -> None:
         super().__init__()
         self.outermost = outermost
@@ -40,14 +42,14 @@ class UnetSkipConnectionBlock(nn.Module):
         uprelu = nn.ReLU(True)
         if outermost:
             assert submodule is not None
-            upconv = nn.ConvTranspose2d(inner_nc * 2, outer_nc, kernel_size=4, stride=2, padding=1)
+            upconv = upsample2x(upsample, inner_nc * 2, outer_nc, deconv_kernel=4)
             layers = [downconv, submodule, uprelu, upconv, nn.Tanh()]
         elif innermost:
-            upconv = nn.ConvTranspose2d(inner_nc, outer_nc, kernel_size=4, stride=2, padding=1, bias=bias)
+            upconv = upsample2x(upsample, inner_nc, outer_nc, deconv_kernel=4, bias=bias)
             layers = [downrelu, downconv, uprelu, upconv, norm_layer(outer_nc)]
         else:
             assert submodule is not None
-            upconv = nn.ConvTranspose2d(inner_nc * 2, outer_nc, kernel_size=4, stride=2, padding=1, bias=bias)
+            upconv = upsample2x(upsample, inner_nc * 2, outer_nc, deconv_kernel=4, bias=bias)
             layers = [downrelu, downconv, norm_layer(inner_nc), submodule, uprelu, upconv, norm_layer(outer_nc)]
             if use_dropout:
                 layers.append(nn.Dropout(0.5))
@@ -73,20 +75,20 @@ class UnetGenerator(nn.Module):
         ngf: int = 64,
         norm: str = "instance",
         use_dropout: bool = False,
+        upsample: str = "deconv",
     ) -> None:
         super().__init__()
         if num_downs < 5:
             raise ValueError(f"num_downs must be >= 5, got {num_downs}")
         self.kind = f"unet_{2**num_downs}"
-        block = UnetSkipConnectionBlock(ngf * 8, ngf * 8, norm=norm, innermost=True)
+        up = {"norm": norm, "upsample": upsample}
+        block = UnetSkipConnectionBlock(ngf * 8, ngf * 8, innermost=True, **up)
         for _ in range(num_downs - 5):
-            block = UnetSkipConnectionBlock(ngf * 8, ngf * 8, submodule=block, norm=norm, use_dropout=use_dropout)
-        block = UnetSkipConnectionBlock(ngf * 4, ngf * 8, submodule=block, norm=norm)
-        block = UnetSkipConnectionBlock(ngf * 2, ngf * 4, submodule=block, norm=norm)
-        block = UnetSkipConnectionBlock(ngf, ngf * 2, submodule=block, norm=norm)
-        self.model = UnetSkipConnectionBlock(
-            output_nc, ngf, input_nc=input_nc, submodule=block, outermost=True, norm=norm
-        )
+            block = UnetSkipConnectionBlock(ngf * 8, ngf * 8, submodule=block, use_dropout=use_dropout, **up)
+        block = UnetSkipConnectionBlock(ngf * 4, ngf * 8, submodule=block, **up)
+        block = UnetSkipConnectionBlock(ngf * 2, ngf * 4, submodule=block, **up)
+        block = UnetSkipConnectionBlock(ngf, ngf * 2, submodule=block, **up)
+        self.model = UnetSkipConnectionBlock(output_nc, ngf, input_nc=input_nc, submodule=block, outermost=True, **up)
         self.size_multiple, self.min_side = sizes.unet_rule(num_downs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

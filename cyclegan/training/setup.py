@@ -184,11 +184,12 @@ def _setup(cfg: Config, resume: str | None, held: list[FolderLock]) -> TrainingR
     accelerator.init_trackers(cfg.name, config=_tracker_config(cfg))
 
     modules = StepModules(generators, discriminators, accelerator.unwrap_model(discriminators), opt_g, opt_d)
+    step = CycleGANStep(accelerator, modules, cfg.loss, pools, t.diffaugment_policy)
     total_steps = len(loader) * cfg.optim.total_epochs
     return TrainingRun(
         cfg=cfg, dir=run_dir, accelerator=accelerator, precision=precision, dataset=dataset, sampler=sampler,
         loader=loader, generators=generators, discriminators=discriminators, schedulers=schedulers, state=state,
-        step=CycleGANStep(accelerator, modules, cfg.loss, pools), ema=ema, checkpoints=checkpoints,
+        step=step, ema=ema, checkpoints=checkpoints,
         fixed_images=fixed, lock=held[0] if held else None,  # type: ignore[arg-type]
         total_steps=min(total_steps, t.max_steps) if t.max_steps is not None else total_steps,
     )  # fmt: skip

@@ -54,7 +54,7 @@ def _train(run: TrainingRun, progress: bool) -> RunResult:
     evaluator = Evaluator.for_run(run.cfg)  # None unless train.eval_every
     while state.step < run.total_steps:
         for real_a, real_b in run.batches():
-            step_losses = run.step(real_a, real_b)
+            step_losses = run.step(real_a, real_b, warmup=state.step < t.identity_warmup_steps)
             if run.ema is not None:
                 run.ema.update(acc.unwrap_model(run.generators))
             run.schedulers.step(epoch_done=state.advance(run.steps_per_epoch))

@@ -1,0 +1,224 @@
+"""Paired quality benchmark: does a short run learn a known style, and does it draw a checkerboard?
+
+The task has a ground truth the project makes itself. Domain A is crops of real photos (the demo's shipped
+sample photos); domain B is a deterministic cartoon filter (smoothing, four levels per channel, dark outlines:
+the look of the demo's cartoon) applied to *other* photos, so training stays unpaired. The held-out photos keep
+their filtered version as ground truth. Every variant trains the same number of steps with the same seed and
+data (``configs/tiny_cpu.yaml`` plus the variant's overrides, in its own process), then G_A (A -> B) stylizes the
+held-out photos and is scored against the ground truth:
+
+* MAE and PSNR against the ground truth, next to the identity baseline (the photo itself vs the ground truth):
+  a variant that does not beat the identity has learnt nothing useful;
+* the checkerboard score (``cyclegan.evaluation.scores``): stride-2 spectral energy of the output relative to the
+  photo's; about 1 is clean, a grid shows as clearly more.
+
+    python benchmarks/quality.py [--steps 1800] [--variants paper,resize,recipe] [--small-data] [--json out.json]
+
+``--small-data`` trains on a tenth of the crops (DiffAugment is meant for that case).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from cyclegan.contract.images import open_image, save_image, to_rgb  # noqa: E402
+from cyclegan.demo_assets import photo_crops, shipped_photo  # noqa: E402
+from cyclegan.evaluation.scores import checkerboard_score, mae, psnr  # noqa: E402
+
+# Photos of each role (distribution, path): no photo is in two roles.
+PHOTOS_A = [
+    ("scikit-image", "skimage/data/astronaut.png"),
+    ("scikit-image", "skimage/data/rocket.jpg"),
+    ("scikit-image", "skimage/data/motorcycle_left.png"),
+    ("scikit-image", "skimage/data/hubble_deep_field.jpg"),
+]
+PHOTOS_B = [
+    ("matplotlib", "matplotlib/mpl-data/sample_data/grace_hopper.jpg"),
+    ("scikit-image", "skimage/data/motorcycle_right.png"),
+    ("scikit-image", "skimage/data/ihc.png"),
+    ("scikit-image", "skimage/data/retina.jpg"),
+]
+PHOTOS_TEST = [
+    ("scikit-image", "skimage/data/chelsea.png"),
+    ("scikit-image", "skimage/data/coffee.png"),
+]
+
+# name -> overrides on top of configs/tiny_cpu.yaml. "paper" is the reference's recipe at this size.
+VARIANTS: dict[str, list[str]] = {
+    "paper": [],
+    "resize": ["model.upsample=resize"],
+    "warmup": ["model.upsample=resize", "train.identity_warmup_steps=200"],
+    "warmup+ema": ["model.upsample=resize", "train.identity_warmup_steps=200", "train.ema_decay=0.995"],
+    "warmup+ema+diffaug": [
+        "model.upsample=resize",
+        "train.identity_warmup_steps=200",
+        "train.ema_decay=0.995",
+        "train.diffaugment=color,translation,cutout",
+    ],
+}
+
+WORK_SIDE = 256  # photos are scaled so the shorter side is this before filtering and cropping
+TEST_SIDE = 256  # longer side of the held-out photos
+
+
+def cartoon_filter(image: Image.Image) -> Image.Image:
+    """The ground-truth style: flat colours (median smoothing, 4 levels per channel) and dark outlines."""
+    flat = image.filter(ImageFilter.MedianFilter(5)).filter(ImageFilter.MedianFilter(5))
+    levels = np.round(np.asarray(flat, dtype=np.float32) / 255.0 * 3.0) * 85.0
+    gray = np.asarray(flat.convert("L"), dtype=np.float32)
+    gy, gx = np.gradient(gray)
+    edges = Image.fromarray(((np.hypot(gx, gy) > 18) * 255).astype(np.uint8)).filter(ImageFilter.MaxFilter(3))
+    out = levels.astype(np.uint8)
+    out[np.asarray(edges) > 0] = (20, 20, 20)
+    return Image.fromarray(out)
+
+
+def _scaled(image: Image.Image, short: int) -> Image.Image:
+    w, h = image.size
+    scale = short / min(w, h)
+    return image.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.LANCZOS)
+
+
+def build_task(root: Path, crops_per_photo: int, crop_size: int) -> Path:
+    """The unpaired dataset (trainA/trainB/testA/testB) plus ``truth/`` with the test photos' ground truth."""
+    for name in ("trainA", "trainB", "testA", "testB", "truth"):
+        (root / name).mkdir(parents=True, exist_ok=True)
+    for domain, photos, style in (("A", PHOTOS_A, None), ("B", PHOTOS_B, cartoon_filter)):
+        for index, (dist, rel) in enumerate(photos):
+            image = _scaled(to_rgb(open_image(shipped_photo(dist, rel))), WORK_SIDE)
+            image = style(image) if style else image
+            for k, crop in enumerate(photo_crops(image, crops_per_photo, crop_size, seed=100 * index + ord(domain))):
+                save_image(crop, root / f"train{domain}" / f"{Path(rel).stem}_{k:03d}.png")
+    for dist, rel in PHOTOS_TEST:
+        image = to_rgb(open_image(shipped_photo(dist, rel)))
+        image.thumbnail((TEST_SIDE, TEST_SIDE), Image.Resampling.LANCZOS)
+        w, h = image.size
+        image = image.crop((0, 0, w - w % 4, h - h % 4))  # no padding in the comparison
+        stem = Path(rel).stem
+        save_image(image, root / "testA" / f"{stem}.png")
+        save_image(cartoon_filter(image), root / "truth" / f"{stem}.png")
+        save_image(cartoon_filter(image), root / "testB" / f"{stem}.png")
+    return root
+
+
+def train_variant(data: Path, out: Path, steps: int, overrides: list[str], seed: int) -> float:
+    """Train one variant in its own process; returns the wall time in seconds."""
+    n_train = max(len(list((data / "trainA").iterdir())), len(list((data / "trainB").iterdir())))
+    epochs = max(2, -(-steps // n_train))
+    args = [
+        sys.executable,
+        str(REPO / "train_accel.py"),
+        "--config",
+        str(REPO / "configs" / "tiny_cpu.yaml"),
+        f"data.root={data}",
+        f"train.output_dir={out}",
+        f"train.max_steps={steps}",
+        f"train.seed={seed}",
+        f"optim.n_epochs={epochs // 2}",
+        f"optim.n_epochs_decay={epochs - epochs // 2}",
+        "train.log_with=none",
+        f"train.save_every={steps}",
+        f"train.sample_every={steps}",
+        *overrides,
+    ]
+    start = time.perf_counter()
+    done = subprocess.run(args, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    if done.returncode:
+        sys.exit(f"training {out.name} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+    return time.perf_counter() - start
+
+
+def score_variant(run: Path, data: Path, save_to: Path | None) -> dict[str, float]:
+    """G_A of the run on every held-out photo, scored against the ground truth and the photo."""
+    import torch
+
+    from cyclegan.contract.pixels import from_model, to_model
+    from cyclegan.generator_io import load_generator
+
+    generator, _ = load_generator(run / "generators" / "A2B.safetensors")
+    rows = []
+    for photo_path in sorted((data / "testA").iterdir()):
+        photo = np.asarray(to_rgb(open_image(photo_path)))
+        truth = np.asarray(to_rgb(open_image(data / "truth" / photo_path.name)))
+        with torch.no_grad():
+            out = from_model(generator(torch.from_numpy(to_model(photo[None]))).numpy())[0]
+        if save_to is not None:
+            save_image(Image.fromarray(out), save_to / photo_path.name)
+        rows.append((mae(out, truth), psnr(out, truth), checkerboard_score(out, photo)))
+    return dict(zip(("mae", "psnr", "checkerboard"), np.mean(rows, axis=0).tolist()))
+
+
+def baseline(data: Path) -> dict[str, float]:
+    rows = []
+    for photo_path in sorted((data / "testA").iterdir()):
+        photo = np.asarray(to_rgb(open_image(photo_path)))
+        truth = np.asarray(to_rgb(open_image(data / "truth" / photo_path.name)))
+        rows.append((mae(photo, truth), psnr(photo, truth), checkerboard_score(truth, photo)))
+    return dict(zip(("mae", "psnr", "checkerboard"), np.mean(rows, axis=0).tolist()))
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=1800, help="training steps per variant (the demo's budget)")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, from {', '.join(VARIANTS)}")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--crops", type=int, default=60, help="training crops per photo (the demo uses 60)")
+    parser.add_argument("--small-data", action="store_true", help="a tenth of the crops: the small-data case")
+    parser.add_argument("--work", type=Path, default=None, help="keep data, runs and outputs here")
+    parser.add_argument("--json", type=Path, default=None, help="also write the table as JSON")
+    args = parser.parse_args()
+    names = [name.strip() for name in args.variants.split(",") if name.strip()]
+    unknown = [name for name in names if name not in VARIANTS]
+    if unknown:
+        parser.error(f"unknown variant(s) {', '.join(unknown)}; known: {', '.join(VARIANTS)}")
+    crops = max(2, args.crops // 10) if args.small_data else args.crops
+    work = args.work or Path(tempfile.mkdtemp(prefix="cyclegan-quality-"))
+    data = build_task(work / "data", crops, crop_size=72)
+    print(f"# {cpu_model()}, {os.cpu_count()} CPUs; {args.steps} steps per variant, seed {args.seed}, "
+          f"{crops} crops per photo ({len(PHOTOS_A)} A, {len(PHOTOS_B)} B photos), work folder {work}")  # fmt: skip
+    results = {"identity (input)": {**baseline(data), "seconds": 0.0}}
+    print(f"{'variant':<22} {'steps':>6} {'MAE':>7} {'PSNR':>7} {'checker':>8} {'time s':>7}")
+    row = results["identity (input)"]
+    print(f"{'identity (input)':<22} {0:>6} {row['mae']:>7.2f} {row['psnr']:>7.2f} {1.0:>8.2f} {0:>7.0f}"
+          f"   (ground truth's checkerboard score: {row['checkerboard']:.2f})")  # fmt: skip
+    for name in names:
+        run = work / "runs" / name
+        seconds = train_variant(data, run, args.steps, VARIANTS[name], args.seed)
+        row = {**score_variant(run, data, work / "outputs" / name), "seconds": seconds}
+        results[name] = row
+        print(f"{name:<22} {args.steps:>6} {row['mae']:>7.2f} {row['psnr']:>7.2f} {row['checkerboard']:>8.2f} "
+              f"{seconds:>7.0f}", flush=True)  # fmt: skip
+    if args.json:
+        from cyclegan.contract.files import write_text_atomic
+
+        write_text_atomic(
+            args.json, json.dumps({"cpu": cpu_model(), "steps": args.steps, "results": results}, indent=2)
+        )
+
+
+if __name__ == "__main__":
+    main()
