@@ -16,9 +16,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from cyclegan.contract.images import ImageInputError, list_images, open_image
-from cyclegan.evaluation import scores
+from cyclegan.evaluation import distances, scores
 from cyclegan.evaluation.models import EvalInputError, Translate
 
 PAIRED = ("mae", "psnr", "ssim")
@@ -107,14 +108,11 @@ def evaluate(
     refs = _folder(reference, "reference") if reference is not None else []
     network = None
     if reference is not None:
-        from cyclegan.evaluation import distances
-
         subset = distances.kid_subset_size(len(pairs), len(refs), kid_subset_size)
         network = feature() if feature is not None else distances.inception()
     if targets is not None:
         _check_sizes(pairs)
-    sources: list[np.ndarray] = []
-    outputs: list[np.ndarray] = []
+    source_features, output_features = [], []  # KID/FID features, computed as the images go (no image is kept)
     per_image: list[dict[str, object]] = []
     for index, (src_path, tgt_path) in enumerate(pairs):
         src = _open(src_path)
@@ -129,9 +127,9 @@ def evaluate(
                 row[name] = fn(out, tgt)
                 row[f"{name}_input"] = fn(src, tgt)
         per_image.append(row)
-        if network is not None:  # kept only when KID/FID need them
-            sources.append(src)
-            outputs.append(out)
+        if network is not None:
+            source_features.append(distances.features([src], network))
+            output_features.append(distances.features([out], network))
         if progress is not None:
             progress(f"{index + 1}/{len(pairs)} {src_path.name}")
     model: dict[str, float] = {}
@@ -145,11 +143,9 @@ def evaluate(
     baseline["checkerboard"] = 1.0
     report = EvalReport(len(per_image), model, baseline, per_image=per_image)
     if network is not None:
-        from cyclegan.evaluation import distances
-
         real = distances.features((_open(p) for p in refs), network)
-        model.update(distances.kid_fid(distances.features(outputs, network), real, subset))
-        baseline.update(distances.kid_fid(distances.features(sources, network), real, subset))
+        model.update(distances.kid_fid(torch.cat(output_features), real, subset))
+        baseline.update(distances.kid_fid(torch.cat(source_features), real, subset))
         report.kid_subset_size = subset
     return report
 
