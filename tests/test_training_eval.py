@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from faults import leftovers, tmpfs
 from synthetic import make_permuted_dataset
 from test_eval import ColourFeatures
 
@@ -127,3 +128,16 @@ def test_eval_metric_kid_without_weights_stops_before_anything_is_written(datase
     assert not run_dir.exists()
     bad = CliRunner().invoke(train_cmd, [f"data.root={dataset}", f"train.output_dir={run_dir}", "train.eval_every=-1"])
     assert bad.exit_code == 2 and "train.eval_every" in bad.output
+
+
+def test_best_generator_that_cannot_be_written_stops_the_run_with_exit_1(dataset, tmp_path, monkeypatch) -> None:
+    """A full disk at the first evaluation (a 64 KiB tmpfs: config.yaml fits, a generator does not)."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    with tmpfs(tmp_path / "run", "64k") as run_dir:
+        args = [f"data.root={dataset}", f"train.output_dir={run_dir}", *TINY, "train.max_steps=2", "train.eval_every=1"]
+        result = CliRunner().invoke(train_cmd, args)
+        assert result.exit_code == 1, result.output
+        assert "cannot write" in result.output and "best_A2B.safetensors" in result.output, result.output
+        assert result.output.count("error:") == 1
+        assert not list((run_dir / "checkpoints").glob("step_*"))  # stopped at the first evaluation
+        assert not leftovers(run_dir / "generators")  # no temporary file left

@@ -15,8 +15,8 @@ The scores go to metrics.jsonl and Accelerate's trackers. When ``train.eval_metr
 ``kid`` with the weights, else ``cycle_mae``) improves on the best so far, both generators are written as
 ``generators/best_A2B.safetensors`` / ``best_B2A.safetensors`` (atomic, with their cards; the score in the cards'
 ``extra``). The best score is part of the checkpoint (:class:`~cyclegan.training.state.TrainerState`), so a resumed
-run compares against it. Other processes wait at a gather (``nodes.all_or_none``), so all ranks stay in step and
-a failure on the main process (a full disk) stops every process with its message.
+run compares against it. Other processes wait at a gather that also hands them the best score, so all ranks stay in
+step and a failure on the main process (a full disk) stops every process with its message.
 """
 
 from __future__ import annotations
@@ -27,17 +27,24 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from accelerate.utils import broadcast_object_list
+from accelerate.utils import gather_object
 
 from cyclegan.config import Config
+from cyclegan.contract.errors import EXIT_FAILED, ToolkitError
 from cyclegan.data import load_fixed_images
 from cyclegan.evaluation import scores
 from cyclegan.models.pixels import model_to_unit
-from cyclegan.training import nodes
 from cyclegan.training.errors import TrainingSetupError
 from cyclegan.training.outputs import export_generators
 
 BEST_PREFIX = "best_"
+
+
+class EvaluationFailedError(ToolkitError):
+    """The evaluation failed on the main process (e.g. best_*.safetensors could not be written); checkpoints are
+    intact: continue with --resume latest."""
+
+    exit_code = EXIT_FAILED
 
 
 def resolve_metric(cfg: Config) -> str:
@@ -99,14 +106,26 @@ class Evaluator:
         if step % self.cfg.train.eval_every and not last:
             return
         acc, state = run.accelerator, run.state
-        with nodes.all_or_none():  # the others wait here; a failure on the main process stops them all
-            if acc.is_main_process:
+        failure: Exception | None = None
+        if acc.is_main_process:
+            try:
                 values = self.scores(run.export_generators, acc.device)
                 logger.log_scores(step, state.epoch, values)
                 self._keep_best(run, values)
-        if acc.num_processes > 1:  # every rank's TrainerState holds the best (each node may save its own copy)
-            best = broadcast_object_list([(state.eval_metric, state.eval_best, state.eval_best_step)])[0]
-            state.eval_metric, state.eval_best, state.eval_best_step = best
+            except Exception as exc:  # noqa: BLE001 - told to the other processes below, then raised here
+                failure = exc
+        if acc.num_processes > 1:  # the others wait here; every rank's TrainerState gets the best (each node may
+            # save its own copy of it), and a failure on the main process (a full disk) stops every process
+            told = gather_object([(None if failure is None else str(failure), self._best(state))])[0]
+            state.eval_metric, state.eval_best, state.eval_best_step = told[1]
+            if failure is None and told[0] is not None:
+                raise EvaluationFailedError(f"the evaluation at step {step} failed on the main process: {told[0]}")
+        if failure is not None:
+            raise failure
+
+    @staticmethod
+    def _best(state) -> tuple[str | None, float | None, int | None]:
+        return state.eval_metric, state.eval_best, state.eval_best_step
 
     def scores(self, generators: torch.nn.Module, device: torch.device) -> dict[str, float]:
         """The eval/* scores of ``generators`` (their mode and every RNG are left as they were: building a feature
