@@ -33,6 +33,7 @@ TINY = [
     "data.test_images=2",
     "train.log_with=none",
     "train.log_every=1",
+    "train.mixed_precision=no",  # Accelerate's state is per process: in-process runs in one pytest must agree
 ]
 
 
