@@ -190,6 +190,7 @@ def main() -> None:
     parser.add_argument("--small-data", action="store_true", help="a tenth of the crops: the small-data case")
     parser.add_argument("--work", type=Path, default=None, help="keep data, runs and outputs here")
     parser.add_argument("--json", type=Path, default=None, help="also write the table as JSON")
+    parser.add_argument("--reuse", action="store_true", help="score runs already in --work instead of retraining")
     args = parser.parse_args()
     names = [name.strip() for name in args.variants.split(",") if name.strip()]
     unknown = [name for name in names if name not in VARIANTS]
@@ -207,7 +208,12 @@ def main() -> None:
           f"   (ground truth's checkerboard score: {row['checkerboard']:.2f})")  # fmt: skip
     for name in names:
         run = work / "runs" / name
-        seconds = train_variant(data, run, args.steps, VARIANTS[name], args.seed)
+        timing = run / "train_seconds.txt"
+        if args.reuse and timing.is_file():
+            seconds = float(timing.read_text())
+        else:
+            seconds = train_variant(data, run, args.steps, VARIANTS[name], args.seed)
+            timing.write_text(f"{seconds:.1f}\n")
         row = {**score_variant(run, data, work / "outputs" / name), "seconds": seconds}
         results[name] = row
         print(f"{name:<22} {args.steps:>6} {row['mae']:>7.2f} {row['psnr']:>7.2f} {row['checkerboard']:>8.2f} "

@@ -84,6 +84,10 @@ class DemoPlan:
         return self.out / "models"
 
     @property
+    def eval_json(self) -> Path:
+        return self.out / "eval.json"
+
+    @property
     def stylized(self) -> Path:
         return self.out / "stylized"
 
@@ -263,11 +267,32 @@ def stylize(plan: DemoPlan) -> None:
     _run(serve + [str(plan.assets / "clip.mp4"), "--out", str(plan.stylized / "clip"), "--overwrite"])
 
 
+def evaluate(plan: DemoPlan) -> None:
+    """``cyclegan eval`` on the exported model and the held-out photos: what the summary reports.
+
+    KID/FID against the cartoon's held-out frames where the Inception weights are on disk (nothing is
+    downloaded by the demo); the checkerboard score always.
+    """
+    from cyclegan.evaluation.distances import inception_weights_present
+
+    args = _cli("eval", a2b_model(plan), plan.assets / "photos" / "test", "--json", plan.eval_json, "--overwrite")
+    if inception_weights_present():
+        args += ["--reference", plan.dataset / "testB"]
+    else:
+        click.echo("    (KID/FID skipped: the Inception weights are not on disk; `cyclegan eval --help` says how)")
+    _run(args)
+
+
 # --------------------------------------------------------------------------- report
 
 
 def contact_sheet(plan: DemoPlan, path: Path) -> Path:
+    """Each held-out photo next to its stylized version, and a row of the cartoon's frames to compare with."""
+    from itertools import zip_longest
+
     from PIL import Image, ImageDraw
+
+    from cyclegan.contract.images import list_images
 
     pairs = []
     for source in sorted((plan.assets / "photos" / "test").glob("*.jpg")):
@@ -276,15 +301,20 @@ def contact_sheet(plan: DemoPlan, path: Path) -> Path:
             pairs.append((Image.open(source).convert("RGB"), Image.open(outputs[0]).convert("RGB")))
     if not pairs:
         raise StageFailed("no stylized photos to put on the contact sheet")
+    style = [Image.open(path).convert("RGB") for path in list_images(plan.dataset / "trainB")[::7][:3]]
+    labelled = [(("photo (held out)", "stylized"), pair) for pair in pairs] + [(("the style: training frames",), style)]
     height = 256
-    rows = [[im.resize((round(im.width * height / im.height), height)) for im in pair] for pair in pairs]
-    width = max(sum(im.width for im in row) + 30 for row in rows)
+    rows = [
+        (labels, [im.resize((round(im.width * height / im.height), height)) for im in images])
+        for labels, images in labelled
+    ]
+    width = max(sum(im.width for im in images) + 30 for _, images in rows)
     sheet = Image.new("RGB", (width, len(rows) * (height + 28) + 10), "white")
     draw = ImageDraw.Draw(sheet)
     y = 10
-    for row in rows:
+    for labels, images in rows:
         x = 10
-        for label, image in zip(("photo (held out)", "stylized"), row):
+        for label, image in zip_longest(labels, images, fillvalue=""):
             sheet.paste(image, (x, y + 18))
             draw.text((x, y + 2), label, fill="black")
             x += image.width + 10
@@ -332,8 +362,22 @@ def write_summary(plan: DemoPlan, clock: StageClock, path: Path) -> Path:
         f"contact sheet:  {plan.out / 'contact_sheet.png'}",
         f"loss curves:    {plan.out / 'loss_curves.png'}",
     ]
+    lines += ["", *eval_lines(plan)]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+def eval_lines(plan: DemoPlan) -> list[str]:
+    """The exported model's scores on the held-out photos (``cyclegan eval``), next to the photos as they are."""
+    if not plan.eval_json.is_file():
+        return ["eval scores:    none (the evaluate stage did not run)"]
+    report = json.loads(plan.eval_json.read_text(encoding="utf-8"))
+    lines = [f"eval of {a2b_model(plan).name} on {report['images']} held-out photos (model / photo as is):"]
+    for key, value in report["scores"].items():
+        base = report["baseline"].get(key)
+        lines.append(f"  {key:<13} {value:10.4f}" + (f"   / {base:.4f}" if base is not None else ""))
+    lines.append("  (checkerboard: about 1 = no stride-2 grid, clean outlines 1-2, a grid several times more)")
+    return lines
 
 
 def report(plan: DemoPlan) -> None:
@@ -351,6 +395,7 @@ def run_demo(plan: DemoPlan, *, clean: bool = False) -> StageClock:
     clock.run("train", train, plan, resume=not clean)
     clock.run("export", export, plan)
     clock.run("stylize", stylize, plan)
+    clock.run("evaluate", evaluate, plan)
     clock.run("report", report, plan)
     summary = write_summary(plan, clock, plan.out / "summary.txt")
     click.echo("\n" + summary.read_text())

@@ -15,7 +15,7 @@ def test_demo_pipeline_end_to_end(tmp_path):
     plan = DemoPlan.small(tmp_path / "demo")
     clock = run_demo(plan, clean=True)
 
-    assert list(clock.seconds) == ["assets", "dataset", "train", "export", "stylize", "report"]
+    assert list(clock.seconds) == ["assets", "dataset", "train", "export", "stylize", "evaluate", "report"]
     # The dataset has both domains, built from the video and the photos.
     for folder in ("trainA", "trainB"):
         assert any((plan.dataset / folder).iterdir()), folder
@@ -32,7 +32,11 @@ def test_demo_pipeline_end_to_end(tmp_path):
     assert list((plan.stylized / "clip").glob("*.mp4"))
     for name in ("contact_sheet.png", "loss_curves.png", "summary.txt"):
         assert (plan.out / name).stat().st_size > 0
-    assert "total" in (plan.out / "summary.txt").read_text()
+    summary = (plan.out / "summary.txt").read_text()
+    assert "total" in summary
+    # The exported model's scores on the held-out photos, as `cyclegan eval` wrote them.
+    scores = json.loads(plan.eval_json.read_text())["scores"]
+    assert f"checkerboard  {scores['checkerboard']:10.4f}" in summary
 
     # A second run resumes instead of starting over: training has nothing left to do.
     before = (plan.run / "metrics.jsonl").read_text()
