@@ -143,7 +143,22 @@ def test_safetensors_and_run_folder(data, run_dir, tmp_path) -> None:
     assert result.exit_code == 0 and "KID (subsets of 6)" in result.output, result.output
 
 
-def test_errors_are_one_line_exit_2(data, onnx_model, run_dir, tmp_path) -> None:
+@pytest.mark.parametrize("kind", ["onnx", "safetensors", "run"])
+def test_both_modes_for_every_model_kind(kind, data, onnx_model, run_dir, tmp_path) -> None:
+    model = {"onnx": onnx_model, "safetensors": run_dir / "generators" / "A2B.safetensors", "run": run_dir}[kind]
+    args = [model, data / "photos", "--targets", data / "truth", "--reference", data / "cartoons"]
+    result = invoke([*args, "--json", tmp_path / "s.json"], ColourFeatures())
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "s.json").read_text())
+    assert report["kind"] == kind and report["images"] == 12
+    assert {"mae", "psnr", "ssim", "checkerboard", "kid", "kid_std", "fid"} <= report["scores"].keys()
+    assert report["baseline"]["mae"] == pytest.approx(np.mean([r["mae_input"] for r in report["per_image"]]))
+
+
+@pytest.mark.parametrize("kind", ["onnx", "safetensors", "run"])
+def test_errors_are_one_line_exit_2(kind, data, onnx_model, run_dir, tmp_path) -> None:
+    model = {"onnx": onnx_model, "safetensors": run_dir / "generators" / "A2B.safetensors", "run": run_dir}[kind]
+
     def error(args, feature=None, match=""):
         result = invoke(args, feature)
         assert result.exit_code == 2, result.output
@@ -152,35 +167,40 @@ def test_errors_are_one_line_exit_2(data, onnx_model, run_dir, tmp_path) -> None
         return result.output
 
     photos = data / "photos"
-    error([onnx_model, tmp_path / "nope"], match="images folder not found")
-    error([onnx_model, photos, "--targets", tmp_path / "nope"], match="targets folder not found")
-    error([onnx_model, photos, "--reference", tmp_path / "nope"], match="reference folder not found")
+    error([model, tmp_path / "nope"], match="images folder not found")
+    error([model, photos, "--targets", tmp_path / "nope"], match="targets folder not found")
+    error([model, photos, "--reference", tmp_path / "nope"], match="reference folder not found")
     error([tmp_path / "missing.onnx", photos], match="no such model")
     error([tmp_path, photos], match="not a training run")
     error([run_dir, photos, "--direction", "B2A"], match="B2A")
+    (tmp_path / "notes.txt").write_text("x")
+    error([tmp_path / "notes.txt", photos], match="expected a run folder, a .safetensors generator or an .onnx")
+    for name in ("broken.onnx", "broken.safetensors"):  # not loadable: the loaders' own one-line errors
+        (tmp_path / name).write_bytes(b"not a model")
+        error([tmp_path / name, photos], match=name)
     # names that do not match
     odd = tmp_path / "odd"
     for i in range(12):
         write_png(odd / f"p{i:02d}.png" if i else odd / "other.png", np.zeros((32, 32, 3), np.uint8))
-    error([onnx_model, photos, "--targets", odd], match="do not match by name")
+    error([model, photos, "--targets", odd], match="do not match by name")
     # a target of another size
     sized = tmp_path / "sized"
     for i in range(12):
         write_png(sized / f"p{i:02d}.png", np.zeros((32, 32 if i != 7 else 30, 3), np.uint8))
-    error([onnx_model, photos, "--targets", sized], match="p07.png is 30x32 but its image")
+    error([model, photos, "--targets", sized], match="p07.png is 30x32 but its image")
     # too few images for KID
     few = tmp_path / "few"
     write_png(few / "c.png", np.zeros((32, 32, 3), np.uint8))
-    error([onnx_model, photos, "--reference", few], ColourFeatures(), match="at least 2 images")
+    error([model, photos, "--reference", few], ColourFeatures(), match="at least 2 images")
     error(
-        [onnx_model, photos, "--reference", data / "cartoons", "--kid-subset-size", "50"],
+        [model, photos, "--reference", data / "cartoons", "--kid-subset-size", "50"],
         ColourFeatures(),
         match="subsets of 50 images needs at least 50",
     )
     # an existing --json file is never touched by a failing run either
     keep = tmp_path / "keep.json"
     keep.write_text("mine")
-    error([onnx_model, photos, "--json", keep], match="already exists")
+    error([model, photos, "--json", keep], match="already exists")
     assert keep.read_text() == "mine"
 
 
