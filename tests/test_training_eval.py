@@ -125,7 +125,7 @@ def test_eval_metric_kid_without_weights_stops_before_anything_is_written(datase
         [f"data.root={dataset}", f"train.output_dir={run_dir}", *TINY, "train.eval_every=2", "train.eval_metric=kid"],
     )
     assert result.exit_code == 2, result.output
-    assert "train.eval_metric=kid needs the Inception weights" in result.output
+    assert "train.eval_metric=kid needs the `eval` extra and the Inception weights" in result.output
     assert not run_dir.exists()
     bad = CliRunner().invoke(train_cmd, [f"data.root={dataset}", f"train.output_dir={run_dir}", "train.eval_every=-1"])
     assert bad.exit_code == 2 and "train.eval_every" in bad.output

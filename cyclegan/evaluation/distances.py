@@ -45,6 +45,14 @@ def inception_weights_present() -> bool:
     return inception_weights_path().is_file()
 
 
+def kid_available() -> bool:
+    """KID can run without the network: torchmetrics and torch-fidelity installed (`eval` extra), weights on disk."""
+    import importlib.util
+
+    installed = all(importlib.util.find_spec(name) is not None for name in ("torchmetrics", "torch_fidelity"))
+    return installed and inception_weights_present()
+
+
 def inception(*, download: bool = True) -> nn.Module:
     """torch-fidelity's Inception-v3 (2048-d pool features, via torchmetrics), fetching its weights if allowed."""
     path = inception_weights_path()

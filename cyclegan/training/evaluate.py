@@ -52,12 +52,12 @@ def resolve_metric(cfg: Config) -> str:
     from cyclegan.evaluation import distances
 
     metric = cfg.train.eval_metric
-    present = distances.inception_weights_present()
+    present = distances.kid_available()
     if metric == "kid" and not present and cfg.train.eval_every:
         raise TrainingSetupError(
-            f"train.eval_metric=kid needs the Inception weights on disk ({distances.inception_weights_path()}); "
-            "training never downloads them: run `cyclegan eval MODEL IMAGES --reference DIR` once with network "
-            "access (it fetches them), or use train.eval_metric=cycle_mae"
+            f"train.eval_metric=kid needs the `eval` extra and the Inception weights on disk "
+            f"({distances.inception_weights_path()}); training never downloads them: run `cyclegan eval MODEL "
+            "IMAGES --reference DIR` once with network access (it fetches them), or use train.eval_metric=cycle_mae"
         )
     if metric == "auto":
         return "kid" if present else "cycle_mae"
@@ -165,7 +165,7 @@ class Evaluator:
         from cyclegan.evaluation import distances
 
         if self._kid is None:
-            if self.feature is None and not distances.inception_weights_present():
+            if self.feature is None and not distances.kid_available():
                 return {}
             network = self.feature() if self.feature is not None else distances.inception(download=False)
             self._kid = (network, distances.features(ra, network), distances.features(rb, network))
