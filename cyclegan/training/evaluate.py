@@ -76,6 +76,11 @@ def _uint8(batch: torch.Tensor) -> np.ndarray:
     return (unit * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
+def _in_chunks(net: torch.nn.Module, size: int = 8) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``net`` over a batch, ``size`` images at a time (50 test images at 256 px would not fit a GPU at once)."""
+    return lambda x: torch.cat([net(chunk) for chunk in x.split(size)]) if len(x) else x
+
+
 def _mae(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean([scores.mae(x, y) for x, y in zip(a, b)]))
 
@@ -141,7 +146,7 @@ class Evaluator:
         was_training = generators.training
         generators.eval()
         try:
-            g_a, g_b = generators.g_a, generators.g_b
+            g_a, g_b = _in_chunks(generators.g_a), _in_chunks(generators.g_b)
             fake_b, fake_a = g_a(real_a), g_b(real_b)
             rec_a, rec_b = g_b(fake_b), g_a(fake_a)
             idt_a2b, idt_b2a = g_a(real_b), g_b(real_a)
