@@ -55,6 +55,7 @@ class ModelConfig:
     norm_d: NormKind | None = None  # discriminator norm; None = same as `norm`
     use_dropout: bool = False
     upsample: UpsampleKind = "deconv"  # deconv: the reference's layers; resize: nearest 2x + 3x3 conv, no checkerboard
+    global_skip: bool = False  # the generator adds a change to its input picture (cyclegan/models/skip.py)
     init_type: InitKind = "normal"
     init_gain: float = 0.02
 
@@ -63,6 +64,10 @@ class ModelConfig:
         _at_most(self, ngf=1024, ndf=1024, n_layers_d=10)
         if self.init_gain <= 0:
             raise ConfigError(f"model.init_gain must be > 0, got {self.init_gain}")
+        if self.global_skip and self.input_nc != self.output_nc:
+            raise ConfigError(
+                f"model.global_skip needs model.input_nc == model.output_nc, got {self.input_nc} and {self.output_nc}"
+            )
 
 
 @dataclass

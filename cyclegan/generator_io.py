@@ -149,6 +149,7 @@ def card_from_config(
         norm=m.norm,
         use_dropout=m.use_dropout,
         upsample=m.upsample,
+        global_skip=m.global_skip,
         direction=direction,
         source_domain=d.domain_a if a2b else d.domain_b,
         target_domain=d.domain_b if a2b else d.domain_a,

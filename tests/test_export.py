@@ -88,6 +88,19 @@ def test_every_kind_matches_pytorch_at_several_sizes(exported) -> None:
     assert max(c.max_abs_diff for c in report.parity) < 1e-4
 
 
+def test_global_skip_generator_exports_with_parity(tmp_path: Path) -> None:
+    """The image skip (add, clamp) exports and matches PyTorch; the last convolution is perturbed from its zero
+    start so the comparison is not input-versus-input."""
+    cfg = Config(model=ModelConfig(generator="resnet_6blocks", ngf=4, upsample="resize", global_skip=True))
+    net = build_generator(cfg.model)
+    with torch.no_grad():
+        [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)][-1].weight.normal_(0, 0.05)
+    save_generator(tmp_path / "G.safetensors", net, card_from_config(cfg, "A2B"))
+    report = export_generator(tmp_path / "G.safetensors", tmp_path / "out", FAST)
+    assert max(c.max_abs_diff for c in report.parity) < 1e-4
+    assert Stylizer(next((tmp_path / "out").glob("*.onnx"))).card.global_skip
+
+
 def test_dynamic_batch_and_sizes_in_onnxruntime(exported) -> None:
     """A size not used during export or verification, batch 3: same result as PyTorch."""
     from cyclegan.generator_io import load_generator

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from cyclegan.config import Config, ModelConfig
+from cyclegan.config import Config, ConfigError, ModelConfig
 from cyclegan.contract.card import GENERATOR_KINDS, GeneratorCard
 from cyclegan.contract.sizes import InputSizeError, check_input_size, pad_centred, size_multiple
 from cyclegan.generator_io import card_from_config
@@ -214,3 +214,18 @@ def test_resize_upsampling_is_carried_by_the_card() -> None:
     assert card.upsample == "resize"
     rebuilt = generator_from_card(card)
     assert rebuilt.state_dict().keys() == build_generator(cfg.model).state_dict().keys()
+
+
+@pytest.mark.parametrize("kind", ["resnet_6blocks", "unet_128"])
+def test_global_skip_starts_at_the_identity_and_learns_a_change(kind: str) -> None:
+    cfg = ModelConfig(generator=kind, ngf=4, upsample="resize", global_skip=True)
+    net = build_generator(cfg)
+    x = torch.rand(2, 3, 128, 128) * 2 - 1
+    assert torch.equal(net(x), x)  # the last convolution starts at zero: the photo comes back unchanged
+    (net(x) - x.flip(0)).abs().mean().backward()
+    last = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+    assert last.weight.grad is not None and last.weight.grad.abs().sum() > 0  # and it can learn from there
+    card = card_from_config(Config(model=cfg), "A2B")
+    assert card.global_skip and generator_from_card(card).global_skip
+    with pytest.raises(ConfigError, match="model.global_skip needs model.input_nc == model.output_nc"):
+        ModelConfig(generator=kind, output_nc=1, global_skip=True).validate()

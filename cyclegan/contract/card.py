@@ -58,6 +58,7 @@ class GeneratorCard:
     norm: NormKind = "instance"
     use_dropout: bool = False
     upsample: UpsampleKind = "deconv"
+    global_skip: bool = False  # output = clamp(input + network(input)) (cyclegan.models.skip)
     # Which way it maps and what the domains are called.
     direction: Direction = "A2B"  # A2B (G_A in the paper's code) or B2A (G_B)
     source_domain: str = "A"
@@ -121,6 +122,10 @@ class GeneratorCard:
                     f"card field {name} must be at most {MAX_SIZE_RULE} (every image is padded up to it), "
                     f"got {getattr(self, name)}"
                 )
+        if self.global_skip and self.input_nc != self.output_nc:
+            raise CardError(
+                f"card: global_skip needs as many output as input channels, got {self.input_nc} -> {self.output_nc}"
+            )
         if self.input_nc not in (1, 3) or self.output_nc not in (1, 3):
             raise CardError(f"card: only 1 or 3 channels are supported, got {self.input_nc} -> {self.output_nc}")
         if any(not math.isfinite(s) or s <= 0 for s in self.std):

@@ -10,6 +10,7 @@ from cyclegan.contract.card import GeneratorCard
 from .discriminators import NLayerDiscriminator, PixelDiscriminator
 from .init import init_weights
 from .resnet import ResnetGenerator
+from .skip import zero_last_conv
 from .unet import UnetGenerator
 
 
@@ -21,16 +22,33 @@ def make_generator(
     norm: str = "instance",
     use_dropout: bool = False,
     upsample: str = "deconv",
+    global_skip: bool = False,
 ) -> nn.Module:
     """The bare architecture (PyTorch default init); ``kind`` is one of ``contract.card.GENERATOR_KINDS``."""
     if kind in ("resnet_9blocks", "resnet_6blocks"):
         n_blocks = 9 if kind == "resnet_9blocks" else 6
         return ResnetGenerator(
-            input_nc, output_nc, ngf, norm=norm, use_dropout=use_dropout, n_blocks=n_blocks, upsample=upsample
+            input_nc,
+            output_nc,
+            ngf,
+            norm=norm,
+            use_dropout=use_dropout,
+            n_blocks=n_blocks,
+            upsample=upsample,
+            global_skip=global_skip,
         )
     if kind in ("unet_128", "unet_256"):
         num_downs = 7 if kind == "unet_128" else 8
-        return UnetGenerator(input_nc, output_nc, num_downs, ngf, norm=norm, use_dropout=use_dropout, upsample=upsample)
+        return UnetGenerator(
+            input_nc,
+            output_nc,
+            num_downs,
+            ngf,
+            norm=norm,
+            use_dropout=use_dropout,
+            upsample=upsample,
+            global_skip=global_skip,
+        )
     raise ValueError(f"unknown generator {kind!r}")  # the config and the card only admit GENERATOR_KINDS
 
 
@@ -47,8 +65,10 @@ def build_generator(model_cfg: ModelConfig, *, input_nc: int | None = None, outp
         model_cfg.norm,
         model_cfg.use_dropout,
         model_cfg.upsample,
+        model_cfg.global_skip,
     )
-    return init_weights(net, model_cfg.init_type, model_cfg.init_gain)
+    net = init_weights(net, model_cfg.init_type, model_cfg.init_gain)
+    return zero_last_conv(net) if model_cfg.global_skip else net
 
 
 def build_discriminator(model_cfg: ModelConfig, *, input_nc: int | None = None) -> nn.Module:
@@ -74,5 +94,12 @@ def build_discriminator(model_cfg: ModelConfig, *, input_nc: int | None = None) 
 def generator_from_card(card: GeneratorCard) -> nn.Module:
     """The architecture a card describes, uninitialised (weights are loaded right after)."""
     return make_generator(
-        card.generator, card.input_nc, card.output_nc, card.ngf, card.norm, card.use_dropout, card.upsample
+        card.generator,
+        card.input_nc,
+        card.output_nc,
+        card.ngf,
+        card.norm,
+        card.use_dropout,
+        card.upsample,
+        card.global_skip,
     )

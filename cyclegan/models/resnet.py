@@ -9,6 +9,7 @@ from cyclegan.contract import sizes
 
 from .norm import conv_bias_for, norm_factory
 from .sizes import check_input
+from .skip import add_to_image
 from .upsample import upsample2x
 
 
@@ -51,8 +52,10 @@ class ResnetGenerator(nn.Module):
         use_dropout: bool = False,
         n_blocks: int = 9,
         upsample: str = "deconv",
+        global_skip: bool = False,
     ) -> None:
         super().__init__()
+        self.global_skip = global_skip  # see .skip
         if n_blocks < 0:
             raise ValueError(f"n_blocks must be >= 0, got {n_blocks}")
         self.kind = f"resnet_{n_blocks}blocks"
@@ -87,4 +90,4 @@ class ResnetGenerator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input(self.kind, self.size_multiple, self.min_side, x)
-        return self.model(x)
+        return add_to_image(x, self.model(x)) if self.global_skip else self.model(x)
