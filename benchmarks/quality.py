@@ -63,6 +63,20 @@ VARIANTS: dict[str, list[str]] = {
     "recipe+identity1": [*RECIPE, "loss.lambda_identity=1.0"],
     "recipe+diffaug": [*RECIPE, "train.diffaugment=color,translation,cutout"],
     "resize+skip+ema": ["model.upsample=resize", "model.global_skip=true", "train.ema_decay=0.995"],
+    "skip+ema+no-identity": [
+        "model.upsample=resize",
+        "model.global_skip=true",
+        "train.ema_decay=0.995",
+        "loss.lambda_identity=0",
+    ],
+    "skip+ema+no-identity+cycle5": [
+        "model.upsample=resize",
+        "model.global_skip=true",
+        "train.ema_decay=0.995",
+        "loss.lambda_identity=0",
+        "loss.lambda_a=5",
+        "loss.lambda_b=5",
+    ],
     "resize+skip+ema+diffaug": [
         "model.upsample=resize",
         "model.global_skip=true",
