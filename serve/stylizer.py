@@ -204,6 +204,20 @@ class Stylizer:
             stats = self.picture_stats(image)
         return self._tiler(with_stats).run(image, stats if with_stats else None)
 
+    def run_with_stats(self, image: np.ndarray, stats: np.ndarray) -> np.ndarray:
+        """Stylize one uint8 [H, W, C] picture normalised with the given statistics (one window when it fits)."""
+        from serve.tiles import Tiler
+
+        if self.companions.tiles is None:
+            raise TileError(
+                f"{self.name} takes no statistics: {self.companions.missing or 'not an InstanceNorm model'}"
+            )
+        geo = self.geometry
+        if geo is None or not self.needs_tiles(*image.shape[:2]):
+            side = max(image.shape[:2]) + 2 * self.card.size_multiple  # one window holds the padded picture
+            geo = geometry(max(side, DEFAULT_TILE), self.card.size_multiple)
+        return Tiler(self.card, self.companions.tiles, geo, True).run(image, stats)
+
     # -- arrays ---------------------------------------------------------------------------------------
 
     def run_array(self, batch: np.ndarray) -> np.ndarray:
