@@ -14,6 +14,7 @@ Here they run:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -151,14 +152,19 @@ class StatsSmoother:
     (0 = identical, 2 = disjoint).
     """
 
-    def __init__(self, decay: float = 0.9, cut_threshold: float = 0.5) -> None:
+    def __init__(self, decay: float = 0.9, cut_threshold: float = 0.5, every: int = 1) -> None:
         if not 0.0 <= decay < 1.0:
             raise ValueError(f"decay must be in [0, 1), got {decay}")
+        if every < 1:
+            raise ValueError(f"every must be >= 1, got {every}")
         self.decay = decay
         self.cut_threshold = cut_threshold
+        self.every = every  # a frame's own statistics are computed for every `every`-th frame of a shot
         self.mean: np.ndarray | None = None
         self._histogram: np.ndarray | None = None
+        self._since = 0
         self.cuts = 0  # scene cuts seen (the first frame is not one)
+        self.computed = 0  # frames whose own statistics were computed
 
     @staticmethod
     def histogram(frame: np.ndarray) -> np.ndarray:
@@ -185,6 +191,24 @@ class StatsSmoother:
             self.mean = np.array(stats, dtype=np.float64)
         else:
             self.mean = self.decay * self.mean + (1.0 - self.decay) * stats
+        return self.mean.astype(np.float32)
+
+    def stats_for(self, frame: np.ndarray, compute: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+        """Like :meth:`update`, computing ``compute(frame)`` only at the start of a shot and every ``every``
+        frames (statistics drift slowly within a shot; a cut is caught on every frame)."""
+        if self.is_cut(frame):
+            self.cuts += 1
+            self.mean = None
+        if self.mean is None or self._since + 1 >= self.every:
+            stats = compute(frame)
+            self.computed += 1
+            self._since = 0
+            if self.mean is None:
+                self.mean = np.array(stats, dtype=np.float64)
+            else:
+                self.mean = self.decay * self.mean + (1.0 - self.decay) * stats
+        else:
+            self._since += 1
         return self.mean.astype(np.float32)
 
     def reset(self) -> None:
