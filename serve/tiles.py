@@ -116,31 +116,47 @@ class Tiler:
         big_h, big_w = padded.shape[1:]
         rows, cols = windows(big_h, self.geometry), windows(big_w, self.geometry)
         row_w, col_w = weights(rows, big_h, self.geometry), weights(cols, big_w, self.geometry)
-        acc = np.zeros((card.output_nc, h, w), dtype=np.float32)  # only the picture, not its padding
-        for (y0, y1), wy in zip(rows, row_w):
-            # the part of this row of windows that lies inside the picture
-            iy0, iy1 = max(y0, top), min(y1, top + h)
-            if iy0 >= iy1:
-                continue
-            for (x0, x1), wx in zip(cols, col_w):
-                ix0, ix1 = max(x0, left), min(x1, left + w)
-                if ix0 >= ix1:
-                    continue
-                tile = padded[None, :, y0:y1, x0:x1].transpose(0, 2, 3, 1)
-                x = pixels.to_model(np.ascontiguousarray(tile), card.mean, card.std)
-                feeds = {INPUT_NAME: x.astype(self.dtype, copy=False)}
-                if self.with_stats:
-                    feeds[STATS_NAME] = np.asarray(stats, dtype=np.float32)
-                y = self.session.run([OUTPUT_NAME], feeds)[0][0]
-                self.windows_run += 1
-                part = y[:, iy0 - y0 : iy1 - y0, ix0 - x0 : ix1 - x0].astype(np.float32, copy=False)
-                part *= wy[iy0 - y0 : iy1 - y0, None]
-                part *= wx[None, ix0 - x0 : ix1 - x0]
-                acc[:, iy0 - top : iy1 - top, ix0 - left : ix1 - left] += part
         out = np.empty((h, w, card.output_nc), dtype=np.uint8)
-        for r in range(0, h, _FINISH_ROWS):
-            out[r : r + _FINISH_ROWS] = pixels.from_model(acc[None, :, r : r + _FINISH_ROWS], card.mean, card.std)[0]
+        # One float strip per row of windows (picture rows it covers, full width); rows that no later row of
+        # windows reaches are finished into `out` at once, so at most a few strips are held at a time.
+        pending: list[tuple[int, np.ndarray]] = []  # (first picture row, strip [C, rows, w])
+        done = 0  # picture rows finished
+        for index, ((y0, y1), wy) in enumerate(zip(rows, row_w)):
+            iy0, iy1 = max(y0, top), min(y1, top + h)  # the part of this row of windows inside the picture
+            if iy0 < iy1:
+                strip = np.zeros((card.output_nc, iy1 - iy0, w), dtype=np.float32)
+                for (x0, x1), wx in zip(cols, col_w):
+                    ix0, ix1 = max(x0, left), min(x1, left + w)
+                    if ix0 >= ix1:
+                        continue
+                    tile = padded[None, :, y0:y1, x0:x1].transpose(0, 2, 3, 1)
+                    x = pixels.to_model(np.ascontiguousarray(tile), card.mean, card.std)
+                    feeds = {INPUT_NAME: x.astype(self.dtype, copy=False)}
+                    if self.with_stats:
+                        feeds[STATS_NAME] = np.asarray(stats, dtype=np.float32)
+                    y = self.session.run([OUTPUT_NAME], feeds)[0][0]
+                    self.windows_run += 1
+                    part = y[:, iy0 - y0 : iy1 - y0, ix0 - x0 : ix1 - x0].astype(np.float32, copy=False)
+                    part *= wy[iy0 - y0 : iy1 - y0, None]
+                    part *= wx[None, ix0 - x0 : ix1 - x0]
+                    strip[:, :, ix0 - left : ix1 - left] += part
+                pending.append((iy0 - top, strip))
+            later = rows[index + 1][0] - top if index + 1 < len(rows) else h
+            done = self._finish(pending, done, min(max(later, done), h), out)
         return out
+
+    def _finish(self, pending: list[tuple[int, np.ndarray]], start: int, stop: int, out: np.ndarray) -> int:
+        """Sum the strips over picture rows [start, stop) into ``out`` (uint8); drop strips wholly used."""
+        for r in range(start, stop, _FINISH_ROWS):
+            r1 = min(r + _FINISH_ROWS, stop)
+            rows = np.zeros((self.card.output_nc, r1 - r, out.shape[1]), dtype=np.float32)
+            for first, strip in pending:
+                a, b = max(r, first), min(r1, first + strip.shape[1])
+                if a < b:
+                    rows[:, a - r : b - r] += strip[:, a - first : b - first]
+            out[r:r1] = pixels.from_model(rows[None], self.card.mean, self.card.std)[0]
+        pending[:] = [(first, strip) for first, strip in pending if first + strip.shape[1] > stop]
+        return stop
 
 
 class StatsSmoother:
