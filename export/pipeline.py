@@ -127,15 +127,6 @@ def export_generator(
     )
     tmp_files = [fp32_tmp]
     try:
-        companion_moves: list[tuple[Path, Path]] = []
-        if companion_protos is not None:
-            companion_moves = _write_companions(
-                module, card, companion_protos, companion_finals, options, tmp_files, where=f"{source}"
-            )
-            echo(
-                f"{card.direction}: seam-free tiles companions {', '.join(p.name for p in companion_finals)} "
-                "(parity with PyTorch checked)"
-            )
         fp32_session = verify.make_session(fp32_tmp, options.threads)
         report.parity = verify.check_parity(
             module,
@@ -150,6 +141,15 @@ def export_generator(
             f"{card.direction}: {card.generator} exported ({exporter}, opset {options.opset}); parity with PyTorch "
             f"at {len(report.parity)} shapes, max abs diff {worst:.2e} < {options.tolerance:g}"
         )
+        companion_moves: list[tuple[Path, Path]] = []
+        if companion_protos is not None:
+            companion_moves = _write_companions(
+                module, card, companion_protos, companion_finals, options, tmp_files, where=f"{source}"
+            )
+            echo(
+                f"{card.direction}: seam-free tiles companions {', '.join(p.name for p in companion_finals)} "
+                "(parity with PyTorch checked)"
+            )
 
         bench = _bench_input(card, options.bench_side)
         fp32_ms = verify.time_session(fp32_session, bench, options.bench_repeats) if bench is not None else None
