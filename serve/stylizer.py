@@ -17,7 +17,6 @@ one instance may be shared by several threads (onnxruntime's ``run`` is thread-s
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -139,11 +138,11 @@ class Stylizer:
         else:
             print(f"note: {message}", file=sys.stderr)
 
-    def _session(self, path: Path) -> ort.InferenceSession:
-        """A companion's session. Without onnxruntime's memory arena: the stats and tiles passes then give their
-        activations back after each run instead of each holding its peak for good (peak RSS at 24 MP)."""
+    def _session(self, path: Path, *, arena: bool = True) -> ort.InferenceSession:
+        """A companion's session; ``arena=False``: without onnxruntime's memory arena (memory is given back after
+        each run instead of held at the run's peak)."""
         options = session_options(self._threads)
-        if os.environ.get("CYCLEGAN_TILES_ARENA", "0") != "1":
+        if not arena:
             options.enable_cpu_mem_arena = False
         try:
             return ort.InferenceSession(
