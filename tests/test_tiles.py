@@ -15,6 +15,7 @@ import pytest
 import torch
 from fake_bot_api import FakeBotApi
 from media import texture, write_h264
+from onnx_models import make_test_model
 from PIL import Image
 from synthetic import random_scene
 from test_bot import TOKEN, decode, only_reply, running_bot, settings_for
@@ -104,6 +105,12 @@ def test_models_that_cannot_tile_are_downscaled_with_a_note(tmp_path: Path, mode
     out = stylizer.stylize(Image.fromarray(scene(300, 400, seed=2)), max_side=0)
     assert out.size == (256, 192)
     assert len(notes) == 1 and "small_A2B.stats.onnx" in notes[0] and "downscaled" in notes[0]
+    # U-Nets: their receptive field is the whole image, so they never tile.
+    unet = make_test_model(tmp_path / "unet.onnx", generator="unet_256", size_multiple=256)
+    notes.clear()
+    out = Stylizer(unet, note=notes.append).stylize(Image.new("RGB", (1600, 1200)), max_side=0)
+    assert out.size == (1182, 886) and len(notes) == 1  # 1024 x 1024 pixels at most
+    assert notes[0].startswith("unet_256 cannot be tiled seam-free (its receptive field is the whole image)")
 
 
 def test_scene_cut_restarts_the_shared_statistics() -> None:
