@@ -19,6 +19,7 @@ from cyclegan.contract import files
 from cyclegan.contract.card import DIRECTIONS, PRECISIONS, GeneratorCard
 from cyclegan.contract.files import ensure_writable_dir
 from cyclegan.contract.sizes import round_up
+from cyclegan.contract.tiles import companion_names, needs_stats, tileable
 from export import onnx_export, quantize, verify
 from export.onnx_export import DEFAULT_OPSET
 from export.sources import ExportError, default_name, output_path, refuse_existing, resolve_sources
@@ -35,6 +36,7 @@ class VariantReport:
     ms_per_image: float | None = None  # best-of-N onnxruntime latency at `bench_side`
     bench_side: int | None = None
     psnr_db: float | None = None  # against the fp32 ONNX output; None for fp32 itself
+    companions: tuple[Path, ...] = ()  # the seam-free tiles graphs written next to it (fp32 only)
 
 
 @dataclass
@@ -101,6 +103,7 @@ def export_generator(
     name = name or default_name(source, card)
     max_side = options.max_side
     finals = [output_path(out_dir, name, card.direction, precision) for precision in options.precisions]
+    finals += _companion_paths(card, out_dir, name, options)
     if not options.overwrite:
         refuse_existing(finals)
     ensure_writable_dir(out_dir, "--out")
@@ -113,6 +116,12 @@ def export_generator(
     report = ExportReport(source=source, direction=card.direction, exporter=exporter)
 
     fp32_card = onnx_export.export_card(card, precision="fp32", opset=options.opset, max_side=max_side)
+    companion_finals = _companion_paths(card, out_dir, name, options)
+    companion_protos = _companion_protos(module, card, options, echo) if companion_finals else None
+    if companion_protos is not None:
+        fp32_card.stats_model, fp32_card.tiles_model = (p.name for p in companion_finals)
+        fp32_card.stats_size = companion_protos[2]
+        fp32_card.validate()
     fp32_tmp = onnx_export.save_single_file(
         onnx_export.attach_card(proto, fp32_card), output_path(out_dir, name, card.direction, "fp32")
     )
@@ -132,6 +141,15 @@ def export_generator(
             f"{card.direction}: {card.generator} exported ({exporter}, opset {options.opset}); parity with PyTorch "
             f"at {len(report.parity)} shapes, max abs diff {worst:.2e} < {options.tolerance:g}"
         )
+        companion_moves: list[tuple[Path, Path]] = []
+        if companion_protos is not None:
+            companion_moves = _write_companions(
+                module, card, companion_protos, companion_finals, options, tmp_files, where=f"{source}"
+            )
+            echo(
+                f"{card.direction}: seam-free tiles companions {', '.join(p.name for p in companion_finals)} "
+                "(parity with PyTorch checked)"
+            )
 
         bench = _bench_input(card, options.bench_side)
         fp32_ms = verify.time_session(fp32_session, bench, options.bench_repeats) if bench is not None else None
@@ -165,13 +183,65 @@ def export_generator(
                     f"  warning: {precision} PSNR {variant.psnr_db:.1f} dB is below {REDUCED_PSNR_WARN_DB:.0f} dB "
                     "against fp32: expect visible differences"
                 )
+        for tmp, final in companion_moves:  # before the model that names them
+            _move_into_place(tmp, final, options.overwrite)
         for tmp, variant in written:
+            if variant.precision == "fp32":
+                variant.companions = tuple(final for _, final in companion_moves)
             _move_into_place(tmp, variant.path, options.overwrite)
             report.variants.append(variant)
     finally:
         for tmp in tmp_files:
             tmp.unlink(missing_ok=True)
     return report
+
+
+def _companion_paths(card: GeneratorCard, out_dir: Path, name: str, options: ExportOptions) -> list[Path]:
+    """The stats and tiles graphs an fp32 export of an instance-norm ResNet writes next to the model."""
+    if "fp32" not in options.precisions or not (tileable(card.generator) and needs_stats(card.norm)):
+        return []
+    model = output_path(out_dir, name, card.direction, "fp32")
+    return [out_dir / n for n in companion_names(model.name)]
+
+
+def _companion_protos(
+    module: nn.Module, card: GeneratorCard, options: ExportOptions, echo: Echo
+) -> tuple[onnx.ModelProto, onnx.ModelProto, int] | None:
+    from export import tiles
+
+    try:
+        return (
+            tiles.export_stats(module, card, options.opset),
+            tiles.export_tiles(module, card, options.opset),
+            tiles.stats_size(module),
+        )
+    except Exception as exc:  # noqa: BLE001 - the plain model is still useful: warn and export it alone
+        echo(f"warning: could not export the seam-free tiles companions ({type(exc).__name__}: {exc}); large "
+             "images will be downscaled instead of tiled")  # fmt: skip
+        return None
+
+
+def _write_companions(
+    module: nn.Module,
+    card: GeneratorCard,
+    protos: tuple[onnx.ModelProto, onnx.ModelProto, int],
+    finals: list[Path],
+    options: ExportOptions,
+    tmp_files: list[Path],
+    *,
+    where: str,
+) -> list[tuple[Path, Path]]:
+    from export import tiles
+
+    moves = []
+    for proto, final in zip(protos[:2], finals):
+        proto.producer_name = "cyclegan-toolkit"
+        tmp = onnx_export.save_single_file(proto, final)
+        tmp_files.append(tmp)
+        moves.append((tmp, final))
+    sessions = [verify.make_session(tmp, options.threads) for tmp, _ in moves]
+    tiles.check_companions(module, *sessions, card, tolerance=options.tolerance, where=where)
+    return moves
 
 
 def _move_into_place(tmp: Path, final: Path, overwrite: bool) -> None:
@@ -227,7 +297,9 @@ def _planned_outputs(source: Path, out_dir: Path, options: ExportOptions, name: 
     except Exception:  # noqa: BLE001 - export_generator reports an unreadable file properly
         return []
     name = name or default_name(source, card)
-    return [output_path(out_dir, name, card.direction, precision) for precision in options.precisions]
+    return [output_path(out_dir, name, card.direction, precision) for precision in options.precisions] + (
+        _companion_paths(card, out_dir, name, options)
+    )
 
 
 def describe(variant: VariantReport, fp32_ms: float | None) -> str:

@@ -15,6 +15,8 @@ variable                    meaning                                        defau
                             downloading)                                   API's download limit)
 ``BOT_MAX_PIXELS``          largest decoded image (decompression bombs)    ``50000000``
 ``BOT_MAX_SIDE``            longest side of the stylized output            ``1024``
+``BOT_FILE_MAX_SIDE``       longest side of file replies (``/quality       ``0`` (full resolution, large
+                            file`` and images sent as files); 0: as sent   pictures in seam-free tiles)
 ``BOT_WORKERS``             inference threads (jobs running at once)       ``2``
 ``BOT_QUEUE_SIZE``          jobs admitted at once (running + waiting);     ``8``
                             beyond it users are told the bot is busy
@@ -77,6 +79,7 @@ class BotSettings:
     max_input_bytes: int = 20 * 1024 * 1024
     max_pixels: int = 50_000_000
     max_side: int = 1024
+    file_max_side: int = 0  # file replies: 0 keeps the picture's own size (tiled when large)
     workers: int = 2
     queue_size: int = 8
     rate_limit: int = 10
@@ -112,6 +115,7 @@ class BotSettings:
             ("BOT_WORKERS", self.workers, 1),
             ("BOT_QUEUE_SIZE", self.queue_size, 1),
             ("BOT_RATE_LIMIT", self.rate_limit, 0),
+            ("BOT_FILE_MAX_SIDE", self.file_max_side, 0),
         ):
             if value < least:
                 problems.append(f"{name}={value} must be at least {least}")
@@ -119,6 +123,7 @@ class BotSettings:
             ("BOT_MAX_INPUT_BYTES", self.max_input_bytes, 2 * 1024**3),
             ("BOT_MAX_PIXELS", self.max_pixels, 500_000_000),
             ("BOT_MAX_SIDE", self.max_side, 16384),
+            ("BOT_FILE_MAX_SIDE", self.file_max_side, 65536),
             ("BOT_WORKERS", self.workers, 256),
             ("BOT_QUEUE_SIZE", self.queue_size, 100_000),
         ):
@@ -185,6 +190,7 @@ class BotSettings:
             max_input_bytes=get("BOT_MAX_INPUT_BYTES", int, cls.max_input_bytes, "an integer"),
             max_pixels=get("BOT_MAX_PIXELS", int, cls.max_pixels, "an integer"),
             max_side=get("BOT_MAX_SIDE", int, cls.max_side, "an integer"),
+            file_max_side=get("BOT_FILE_MAX_SIDE", int, cls.file_max_side, "an integer"),
             workers=get("BOT_WORKERS", int, cls.workers, "an integer"),
             queue_size=get("BOT_QUEUE_SIZE", int, cls.queue_size, "an integer"),
             rate_limit=get("BOT_RATE_LIMIT", int, cls.rate_limit, "an integer"),

@@ -133,6 +133,9 @@ class Rendered:
     output_size: tuple[int, int]
 
 
+UPLOAD_LIMIT_BYTES = 50 * 1000 * 1000  # the Bot API's limit for files bots send
+
+
 def render(
     data: bytes, stylizer: StylizerLike, *, max_pixels: int, max_side: int, as_file: bool, stem: str
 ) -> Rendered:
@@ -143,6 +146,10 @@ def render(
     if as_file:
         output.save(buffer, "PNG")
         filename = f"{stem}.png"
+        if buffer.tell() > UPLOAD_LIMIT_BYTES:  # a full-resolution PNG over the Bot API's upload limit
+            buffer = io.BytesIO()
+            output.save(buffer, "JPEG", quality=95, subsampling=0)
+            filename = f"{stem}.jpg"
     else:
         output.save(buffer, "JPEG", quality=JPEG_QUALITY)
         filename = f"{stem}.jpg"
@@ -234,9 +241,10 @@ class StyleBot:
         await message.reply_text(
             "Send a photo, or an image as a file (JPEG, PNG, WebP, ...).\n"
             f"Limits: files up to {_megabytes(s.max_input_bytes)}, up to {s.max_pixels / 1e6:.0f} megapixels; "
-            f"results are at most {s.max_side} px on the longer side; {rate}.\n"
+            f"photo results are at most {s.max_side} px on the longer side, file results "
+            f"{f'at most {s.file_max_side} px' if s.file_max_side else 'keep the full resolution'}; {rate}.\n"
             "/styles - choose a style\n"
-            "/quality - answer photos with a photo (fast) or a lossless PNG file\n"
+            "/quality - answer photos with a photo (fast) or a lossless PNG file (full resolution)\n"
             "/start - introduction"
         )
 
@@ -327,14 +335,15 @@ class StyleBot:
         return reply
 
     # ------------------------------------------------------------------ images
-    def _pick_photo(self, sizes: Sequence[PhotoSize]) -> PhotoSize | None:
+    def _pick_photo(self, sizes: Sequence[PhotoSize], *, as_file: bool = False) -> PhotoSize | None:
         """The smallest size that still covers the output side (less to download and decode), else the largest."""
         fitting = [p for p in sizes if p.file_size is None or p.file_size <= self.settings.max_input_bytes]
         if not fitting:
             return None
         fitting.sort(key=lambda p: p.width * p.height)
+        side = (self.settings.file_max_side or 1 << 30) if as_file else self.settings.max_side
         for photo in fitting:
-            if max(photo.width, photo.height) >= self.settings.max_side:
+            if max(photo.width, photo.height) >= side:
                 return photo
         return fitting[-1]
 
@@ -351,8 +360,8 @@ class StyleBot:
         started = time.perf_counter()
         source: PhotoSize | Document | None
         if message.photo:
-            source = self._pick_photo(message.photo)
             stem, as_file = f"photo_{message.message_id}", self._replies_as_file(context)
+            source = self._pick_photo(message.photo, as_file=as_file)
             if source is None:
                 await self._refuse(
                     message, "too_large", f"This photo is larger than {_megabytes(self.settings.max_input_bytes)}."
@@ -438,7 +447,8 @@ class StyleBot:
                 data,
                 style.stylizer,
                 max_pixels=self.settings.max_pixels,
-                max_side=self.settings.max_side,
+                # File replies keep the resolution (0: as sent; large pictures run in seam-free tiles).
+                max_side=self.settings.file_max_side if as_file else self.settings.max_side,
                 as_file=as_file,
                 stem=stem,
             )

@@ -29,6 +29,8 @@ from cyclegan.contract.video import is_video_name
 from serve.video import (
     DEFAULT_CRF,
     DEFAULT_PRESET,
+    DEFAULT_STABLE,
+    DEFAULT_VIDEO_MAX_SIDE,
     X264_PRESETS,
     VideoInputError,
     output_name,
@@ -160,13 +162,19 @@ def run_job(
     crf: int = DEFAULT_CRF,
     preset: str = DEFAULT_PRESET,
     progress: bool = False,
+    stable: bool = DEFAULT_STABLE,
 ) -> str:
-    """Stylize one input; returns what it was ("image" or "video"); raises on bad input."""
+    """Stylize one input; returns what it was ("image" or "video"); raises on bad input.
+
+    Videos: ``max_side`` None means :data:`~serve.video.DEFAULT_VIDEO_MAX_SIDE`, 0 keeps the frame size.
+    """
+    video_side = DEFAULT_VIDEO_MAX_SIDE if max_side is None else max_side
+    video = {"max_side": video_side, "max_pixels": max_pixels, "stable": stable, "crf": crf, "preset": preset}
     if job.kind == "image":
         _stylize_image(stylizer, job, max_pixels)
         return "image"
     if job.kind == "video":
-        stylize_video(stylizer, job.src, job.dst, max_side=max_side, crf=crf, preset=preset, progress=progress)
+        stylize_video(stylizer, job.src, job.dst, progress=progress, **video)  # type: ignore[arg-type]
         return "video"
     try:  # unknown extension: an image if Pillow can read it, else a video if FFmpeg can
         _stylize_image(stylizer, job, max_pixels)  # planned with a writable image extension
@@ -174,7 +182,7 @@ def run_job(
     except ImageInputError as image_error:
         try:
             dst = job.dst.with_name(output_name(job.dst))
-            stylize_video(stylizer, job.src, dst, max_side=max_side, crf=crf, preset=preset, progress=progress)
+            stylize_video(stylizer, job.src, dst, progress=progress, **video)  # type: ignore[arg-type]
             return "video"
         except VideoInputError:
             raise ImageInputError(f"neither an image nor a video: {image_error}") from None
@@ -203,8 +211,22 @@ def cli() -> None:
     "--max-side",
     type=click.IntRange(min=0),
     default=None,
-    help="Longest output side. Images default to the model's recommended max side, videos keep "
-    "their size; 0 keeps the size of images too.",
+    help=f"Longest output side. Images default to the model's recommended max side, videos to "
+    f"{DEFAULT_VIDEO_MAX_SIDE}; 0 keeps the size (large pictures then run in seam-free tiles).",
+)
+@click.option(
+    "--tile",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Tile side in pixels: pictures with a longer side run window by window with the whole picture's "
+    "normalisation statistics (memory bounded by the tile). Default: pictures over 1024x1024 pixels, in 1024 px "
+    "tiles; 0 never tiles.",
+)
+@click.option(
+    "--stable/--no-stable",
+    default=DEFAULT_STABLE,
+    show_default=True,
+    help="Videos: share normalisation statistics across the frames of a shot (reset at scene cuts): less flicker.",
 )
 @click.option(
     "--threads",
@@ -241,7 +263,7 @@ def cli() -> None:
     type=click.IntRange(min=1),
     default=DEFAULT_MAX_PIXELS,
     show_default=True,
-    help="Refuse images with more pixels than this (decompression-bomb guard).",
+    help="Refuse images, and videos with frames, of more pixels than this (decompression-bomb guard).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @reports_errors
@@ -250,6 +272,8 @@ def stylize(
     inputs: tuple[Path, ...],
     out: Path,
     max_side: int | None,
+    tile: int | None,
+    stable: bool,
     threads: int | None,
     overwrite: bool,
     fmt: str,
@@ -268,7 +292,13 @@ def stylize(
     from serve.stylizer import Stylizer  # onnxruntime loads only for this command
 
     plan = plan_jobs(inputs, out, fmt=fmt, recursive=recursive)  # before the model loads: fast errors
-    stylizer = Stylizer(resolve_model(model), threads=threads, max_side=max_side)
+    stylizer = Stylizer(
+        resolve_model(model),
+        threads=threads,
+        max_side=max_side,
+        tile=tile,
+        note=lambda message: tqdm.write(f"note: {message}", file=sys.stderr),
+    )
     failed = list(plan.problems)
     for problem in plan.problems:
         click.echo(f"failed: {problem}", err=True)
@@ -283,7 +313,14 @@ def stylize(
             continue
         try:
             kind = run_job(
-                stylizer, job, max_side=max_side, max_pixels=max_pixels, crf=crf, preset=preset, progress=not quiet
+                stylizer,
+                job,
+                max_side=max_side,
+                max_pixels=max_pixels,
+                crf=crf,
+                preset=preset,
+                progress=not quiet,
+                stable=stable,
             )
             done[kind] += 1
         except OutputError as exc:

@@ -25,6 +25,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from cyclegan.contract.errors import ToolkitError
+from cyclegan.contract.tiles import is_companion
 
 HF_PREFIX = "hf://"
 MODEL_SUFFIX = ".onnx"
@@ -83,7 +84,7 @@ def resolve_models(sources: Iterable[str | os.PathLike[str]]) -> list[Path]:
             continue
         path = Path(source)
         if path.is_dir():
-            found = sorted(p for p in path.glob(f"*{MODEL_SUFFIX}") if p.is_file())
+            found = sorted(p for p in path.glob(f"*{MODEL_SUFFIX}") if p.is_file() and not is_companion(p))
             if not found:
                 raise ModelSourceError(
                     f"no *{MODEL_SUFFIX} models in {path}: export one with `cyclegan export --out {path}`"
@@ -145,7 +146,7 @@ def _download_repo(source: str, ref) -> list[Path]:
     hub = _hub()
     with _hub_errors(source, ref.revision):
         folder = Path(hub.snapshot_download(ref.id, revision=ref.revision, allow_patterns=[f"*{MODEL_SUFFIX}"]))
-    found = sorted(p for p in folder.glob(f"*{MODEL_SUFFIX}") if p.is_file())
+    found = sorted(p for p in folder.glob(f"*{MODEL_SUFFIX}") if p.is_file() and not is_companion(p))
     if not found:
         raise ModelSourceError(f"{source} has no *{MODEL_SUFFIX} file at its top level")
     return found

@@ -271,7 +271,7 @@ def video_seconds(path: str | os.PathLike[str]) -> float | None:
     import av
 
     try:
-        with av.open(str(path)) as container:
+        with av.open(str(path), metadata_errors="replace") as container:
             if not container.streams.video:
                 raise refuse(f"{_name(path)} has no video stream", title="Cannot use this video")
             if container.duration is not None:

@@ -160,10 +160,10 @@ def test_photo_and_file_round_trips_return_the_stylizer_output(models: Path) -> 
             downloaded = api.file_bytes(api.file_downloads()[-1])
             assert int(np.abs(decode(reply.upload("document").data) - expected(model, downloaded, settings)).max()) <= 1
 
-            # The output side limit: a larger image is scaled to max_side.
+            # File replies keep the full resolution (BOT_FILE_MAX_SIDE=0); photos are limited to max_side.
             big = noise_image(400, 200, seed=4)
             api.push_updates(api.document_message(4, big, file_name="big.png", mime_type="image/png"))
-            assert decode(only_reply(api, 4).upload("document").data).shape == (128, 256, 3)
+            assert decode(only_reply(api, 4).upload("document").data).shape == (200, 400, 3)
 
 
 def test_style_choice_by_inline_keyboard_is_kept_per_chat(models: Path) -> None:

@@ -17,7 +17,7 @@ from cyclegan.contract.errors import ToolkitError
 
 
 def test_contract_imports_no_torch_in_a_real_process() -> None:
-    modules = ("card", "errors", "files", "images", "layout", "pixels", "runtime", "sizes", "typed", "video")
+    modules = ("card", "errors", "files", "images", "layout", "pixels", "runtime", "sizes", "tiles", "typed", "video")
     code = (
         "import sys, " + ", ".join(f"cyclegan.contract.{m}" for m in modules) + "; "
         "print(sorted(m for m in ('torch', 'onnx', 'onnxruntime', 'av', 'yaml') if m in sys.modules))"

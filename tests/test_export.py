@@ -122,6 +122,9 @@ def test_metadata_is_the_safetensors_card_plus_export_fields(exported) -> None:
     (variant,) = report.variants
     stored = Stylizer(variant.path).card
     expected = dataclasses.replace(read_card(source), precision="fp32", opset=18, max_side=1024)
+    if variant.companions:  # instance-norm ResNets: the seam-free tiles companions (tests/test_tiles.py)
+        expected.stats_model, expected.tiles_model = (p.name for p in variant.companions)
+        expected.stats_size = stored.stats_size
     assert stored == expected
     assert stored.step == 123 and stored.source_domain == "photo" and stored.target_domain == "cartoon"
     assert stored.project_version  # what a server shows needs no second file
@@ -130,7 +133,8 @@ def test_metadata_is_the_safetensors_card_plus_export_fields(exported) -> None:
 def test_output_is_one_self_contained_file(exported) -> None:
     _, report = exported
     (variant,) = report.variants
-    assert sorted(p.name for p in variant.path.parent.iterdir()) == [variant.path.name]
+    companions = [p.name for p in variant.companions]  # tiles companions: their own self-contained files
+    assert sorted(p.name for p in variant.path.parent.iterdir()) == sorted([variant.path.name, *companions])
     model = onnx.load(str(variant.path), load_external_data=False)
     assert not any(
         t.HasField("data_location") and t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer
@@ -203,7 +207,8 @@ def test_run_folder_both_directions_with_int8_and_fp16(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     names = sorted(p.name for p in out.iterdir())
     assert names == sorted(
-        output_path(out, "export test", d, p).name for d in ("A2B", "B2A") for p in ("fp32", "int8", "fp16")
+        [output_path(out, "export test", d, p).name for d in ("A2B", "B2A") for p in ("fp32", "int8", "fp16")]
+        + [f"export-test_{d}.{form}.onnx" for d in ("A2B", "B2A") for form in ("stats", "tiles")]
     )
     psnrs = {m.group(1): float(m.group(2)) for m in re.finditer(r"(int8|fp16) ->.*PSNR ([\d.]+) dB", result.output)}
     assert psnrs["fp16"] > 50, result.output

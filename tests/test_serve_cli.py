@@ -123,7 +123,7 @@ def test_serving_runs_with_torch_blocked(tmp_path: Path) -> None:
                 return None
 
         sys.meta_path.insert(0, Blocked())
-        import serve.bot, serve.cli, serve.hub, serve.stylizer, serve.video
+        import serve.bot, serve.cli, serve.hub, serve.stylizer, serve.tiles, serve.video
         import importlib.util
         if importlib.util.find_spec("gradio") is not None:  # the web page (`web` extra), built but not served
             import serve.web

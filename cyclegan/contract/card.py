@@ -80,6 +80,11 @@ class GeneratorCard:
     max_side: int | None = None  # recommended maximum image side for serving
     precision: Precision | None = None
     opset: int | None = None
+    # Companion graphs for seam-free tiles (cyclegan.contract.tiles), file names in the model's folder; None
+    # where the export wrote none (older exports, U-Nets, models without InstanceNorm).
+    stats_model: str | None = None
+    tiles_model: str | None = None
+    stats_size: int | None = None  # length of the statistics vector the two exchange
     format: str = FORMAT
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -132,6 +137,17 @@ class GeneratorCard:
             raise CardError(f"card field std must be finite and > 0, got {list(self.std)}")
         if self.max_side is not None and self.max_side < 1:
             raise CardError(f"card field max_side must be >= 1 or null, got {self.max_side}")
+        companions = (self.stats_model, self.tiles_model, self.stats_size)
+        if any(c is not None for c in companions) and any(c is None for c in companions):
+            raise CardError("card fields stats_model, tiles_model and stats_size must be set together or not at all")
+        for name in ("stats_model", "tiles_model"):
+            value = getattr(self, name)
+            if value is not None and (
+                not value.endswith(".onnx") or "/" in value or "\\" in value or value.startswith(".")
+            ):
+                raise CardError(f"card field {name} must be a plain .onnx file name, got {value!r}")
+        if self.stats_size is not None and self.stats_size < 1:
+            raise CardError(f"card field stats_size must be >= 1 or null, got {self.stats_size}")
         return self
 
     def to_json(self) -> str:

@@ -47,6 +47,7 @@ def operations(release: Release, readme: str, examples_png: bytes | None) -> lis
     from huggingface_hub import CommitOperationAdd
 
     ops = [CommitOperationAdd(m.repo_path, str(m.path)) for m in release.models]
+    ops += [CommitOperationAdd(path.name, str(path)) for path in release.companions]
     ops.append(CommitOperationAdd("README.md", readme.encode("utf-8")))
     sampled = [run for run in release.runs if run.sample is not None]
     if sampled:

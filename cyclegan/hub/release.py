@@ -18,6 +18,7 @@ from typing import Any
 
 from cyclegan.contract.card import GeneratorCard
 from cyclegan.contract.errors import ToolkitError
+from cyclegan.contract.tiles import is_companion
 from export.sources import default_name
 
 MODEL_SUFFIXES = (".onnx", ".safetensors")
@@ -57,6 +58,8 @@ class RunFacts:
 class Release:
     models: list[ModelFile]
     runs: list[RunFacts]
+    # The seam-free tiles companions the ONNX models' cards list (cyclegan.contract.tiles), uploaded next to them.
+    companions: list[Path] = field(default_factory=list)
 
     @property
     def onnx(self) -> list[ModelFile]:
@@ -132,7 +135,9 @@ def collect(sources: Sequence[Path]) -> Release:
                 card = read_model_card(path)
                 models.append(ModelFile(path, f"{default_name(path, card)}_{path.stem}.safetensors", card))
         elif source.is_dir():
-            files = sorted(p for p in source.iterdir() if p.suffix in MODEL_SUFFIXES and p.is_file())
+            files = sorted(
+                p for p in source.iterdir() if p.suffix in MODEL_SUFFIXES and p.is_file() and not is_companion(p)
+            )
             if not files:
                 raise ReleaseError(f"{source} holds no .onnx or .safetensors models (and is not a training run folder)")
             models += [ModelFile(p, p.name, read_model_card(p)) for p in files]
@@ -154,4 +159,11 @@ def collect(sources: Sequence[Path]) -> Release:
                 "rename one (or push them to different repositories)"
             )
         seen[model.repo_path] = model.path
-    return Release(models, runs)
+    companions = [
+        model.path.with_name(name)
+        for model in models
+        if model.kind == "onnx" and model.repo_path == model.path.name
+        for name in (model.card.stats_model, model.card.tiles_model)
+        if name is not None and model.path.with_name(name).is_file()
+    ]
+    return Release(models, runs, companions)

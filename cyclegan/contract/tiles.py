@@ -1,0 +1,135 @@
+"""Tiled inference, the shared rules: which generators tile seam-free, the companion files, the tile geometry.
+
+Why tiles need more than overlap: InstanceNorm normalises each input with its own per-channel mean and variance,
+so tiles stylized on their own each get another look (seams). Export therefore writes, next to an
+instance-norm ResNet model ``NAME.onnx``, two companion graphs (listed in the card, fields ``stats_model`` and
+``tiles_model``):
+
+* ``NAME.stats.onnx``: ``input`` -> ``stats`` [N, stats_size]: every InstanceNorm layer's per-channel mean, then
+  variance (biased, as InstanceNorm uses), layer after layer, for the image it is given (serving gives it the
+  whole picture, downscaled to at most :data:`DEFAULT_STATS_SIDE`);
+* ``NAME.tiles.onnx``: ``input``, ``stats`` -> ``output``: the generator with those statistics as inputs instead of
+  computing its own, so every tile is normalised like the whole picture.
+
+BatchNorm and norm-free ResNets tile with the plain model. U-Nets do not tile seam-free: their receptive field
+is the whole image (eight stride-2 levels down to 1x1), so serving falls back to the whole image, downscaled to
+the tile budget when larger.
+
+Geometry: the picture is padded once (centred, :func:`cyclegan.contract.sizes.pad_centred`), then cut into
+windows of ``tile`` pixels (a multiple of the generator's size multiple, starting at multiples of it, so the
+stride-2 layers sample the same pixels as on the whole picture). Neighbouring windows overlap by at least
+``2 * margin + ramp``: the ``margin`` pixels next to a window's inner edge (where the network reflect-pads
+at the cut instead of seeing the neighbours) are dropped, and the next ``ramp`` pixels blend linearly into the
+neighbour. Weights are separable and normalised per axis, so they sum to one everywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import PurePath
+
+import numpy as np
+
+from cyclegan.contract.errors import ToolkitError
+from cyclegan.contract.sizes import round_up
+
+STATS_SUFFIX = ".stats.onnx"
+TILES_SUFFIX = ".tiles.onnx"
+COMPANION_SUFFIXES = (STATS_SUFFIX, TILES_SUFFIX)
+STATS_NAME = "stats"  # the statistics tensor: the stats form's output, the tiles form's second input
+
+DEFAULT_TILE = 1024  # tile side (pixels, halo included); images above DEFAULT_TILE**2 pixels are tiled
+DEFAULT_STATS_SIDE = 1024  # the whole picture is downscaled to this longest side for its statistics
+DEFAULT_MARGIN = 32  # dropped at each inner tile edge
+DEFAULT_RAMP = 32  # linear blend after the margin
+MIN_TILE = 64
+
+
+class TileError(ToolkitError, ValueError):
+    """A tile size that cannot work (too small for the overlap), or a model that cannot tile."""
+
+
+def is_companion(path: str | PurePath) -> bool:
+    """Is this file a companion graph (not a model of its own)? Model listings skip these."""
+    return PurePath(path).name.lower().endswith(COMPANION_SUFFIXES)
+
+
+def companion_names(model_name: str) -> tuple[str, str]:
+    """(stats, tiles) file names for the model file ``model_name`` (``x_A2B.onnx`` -> ``x_A2B.stats.onnx``, ...)."""
+    stem = model_name[: -len(".onnx")] if model_name.lower().endswith(".onnx") else model_name
+    return stem + STATS_SUFFIX, stem + TILES_SUFFIX
+
+
+def tileable(generator: str) -> bool:
+    """Can this generator kind be cut into tiles without seams? (U-Nets: no, their receptive field is the image.)"""
+    return generator.startswith("resnet_")
+
+
+def needs_stats(norm: str) -> bool:
+    """Do tiles of this norm need the picture's statistics (InstanceNorm) or none (BatchNorm, no norm)?"""
+    return norm == "instance"
+
+
+@dataclass(frozen=True)
+class TileGeometry:
+    tile: int = DEFAULT_TILE
+    margin: int = DEFAULT_MARGIN
+    ramp: int = DEFAULT_RAMP
+    multiple: int = 4
+
+    @property
+    def overlap(self) -> int:
+        """Least overlap of neighbouring windows, a multiple of the size multiple."""
+        return round_up(2 * self.margin + self.ramp, self.multiple)
+
+    def check(self) -> TileGeometry:
+        if self.tile % self.multiple:
+            raise TileError(f"tile side {self.tile} must be a multiple of {self.multiple}")
+        if self.tile < max(MIN_TILE, 2 * self.overlap):
+            raise TileError(
+                f"tile side {self.tile} is too small: at least {max(MIN_TILE, 2 * self.overlap)} "
+                f"(twice the overlap of {self.overlap} px)"
+            )
+        return self
+
+
+def geometry(tile: int, multiple: int, *, margin: int = DEFAULT_MARGIN, ramp: int = DEFAULT_RAMP) -> TileGeometry:
+    """The geometry for a requested tile side, rounded down to the generator's size multiple."""
+    tile = max(multiple, tile - tile % multiple)
+    return TileGeometry(tile=tile, margin=margin, ramp=ramp, multiple=multiple).check()
+
+
+def windows(length: int, geo: TileGeometry) -> list[tuple[int, int]]:
+    """[start, end) windows covering ``length`` (a multiple of ``geo.multiple``), evenly spread, aligned.
+
+    As few windows as ``geo.tile`` allows, each shrunk to the least size that still gives every neighbour the
+    overlap (less wasted work than full-size windows overlapping more than needed).
+    """
+    if length <= geo.tile:
+        return [(0, length)]
+    m, overlap = geo.multiple, geo.overlap
+    count = -(-(length - overlap) // (geo.tile - overlap))
+    tile = min(geo.tile, round_up(-(-(length + (count - 1) * overlap) // count), m))
+    span = length - tile
+    starts = [m * ((k * span) // ((count - 1) * m)) for k in range(count)]
+    starts[-1] = span
+    return [(s, s + tile) for s in starts]
+
+
+def weights(spans: list[tuple[int, int]], length: int, geo: TileGeometry) -> list[np.ndarray]:
+    """1-D float32 blend weights for each window, normalised so that they sum to one at every position."""
+    raw = []
+    for start, end in spans:
+        d = np.arange(end - start, dtype=np.float32) + 0.5
+        w = np.ones(end - start, dtype=np.float32)
+        if start > 0:
+            w *= np.clip((d - geo.margin) / geo.ramp, 0.0, 1.0)
+        if end < length:
+            w *= np.clip(((end - start) - d - geo.margin) / geo.ramp, 0.0, 1.0)
+        raw.append(w)
+    total = np.zeros(length, dtype=np.float32)
+    for (start, end), w in zip(spans, raw):
+        total[start:end] += w
+    if np.any(total <= 0):
+        raise TileError(f"tile windows leave pixels uncovered (length {length}, {geo}): a bug")
+    return [w / total[start:end] for (start, end), w in zip(spans, raw)]
