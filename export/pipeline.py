@@ -47,6 +47,11 @@ class VariantReport:
     psnr_db: float | None = None  # against the fp32 ONNX output; None for fp32 itself
     recipe: str | None = None  # int8: the recipe chosen
     float_convs: list[str] = field(default_factory=list)  # int8: convolutions kept in float
+    fp32_ms: float | None = None  # fp32 timed interleaved with this variant (the speed ratio's baseline)
+
+    @property
+    def speed_vs_fp32(self) -> float | None:
+        return self.fp32_ms / self.ms_per_image if self.fp32_ms and self.ms_per_image else None
 
 
 @dataclass
@@ -172,13 +177,15 @@ def export_generator(
                 else:
                     reduced = _choose_int8(fp32_tmp, calibration, eval_inputs, fp32_eval, options, variant, echo)
                 session = verify.make_session_from(reduced, options.threads)
-                if bench is not None:
-                    variant.ms_per_image = verify.time_session(session, bench, options.bench_repeats)
+                if bench is not None:  # fp32 timed again, interleaved with this one: a ratio from one moment
+                    variant.fp32_ms, variant.ms_per_image = verify.time_sessions(
+                        [fp32_session, session], bench, options.bench_repeats
+                    )
                     variant.bench_side = options.bench_side
                 variant_card = onnx_export.export_card(
                     card, precision=precision, opset=options.opset, max_side=max_side
                 )
-                variant_card = _measured_card(variant_card, variant, fp32_ms)
+                variant_card = _measured_card(variant_card, variant)
                 tmp = onnx_export.save_single_file(onnx_export.attach_card(reduced, variant_card), final)
                 tmp_files.append(tmp)
             written.append((tmp, variant))
@@ -233,11 +240,11 @@ def _choose_int8(
     return trial.model
 
 
-def _measured_card(card: GeneratorCard, variant: VariantReport, fp32_ms: float | None) -> GeneratorCard:
+def _measured_card(card: GeneratorCard, variant: VariantReport) -> GeneratorCard:
     """``card`` with the variant's measurements (PSNR, speed vs fp32, CPU, int8 recipe) filled in."""
     import dataclasses
 
-    speed = fp32_ms / variant.ms_per_image if fp32_ms and variant.ms_per_image else None
+    speed = variant.speed_vs_fp32
     return dataclasses.replace(
         card,
         psnr_vs_fp32_db=round(variant.psnr_db, 2)
@@ -311,8 +318,8 @@ def describe(variant: VariantReport, fp32_ms: float | None) -> str:
     parts = [f"{variant.precision:>4} -> {variant.path.name}"]
     if variant.ms_per_image is not None:
         parts.append(f"{variant.ms_per_image:.1f} ms/image at {variant.bench_side}px")
-        if fp32_ms and variant.precision != "fp32":
-            parts.append(f"{fp32_ms / variant.ms_per_image:.2f}x fp32")
+        if variant.speed_vs_fp32 and variant.precision != "fp32":
+            parts.append(f"{variant.speed_vs_fp32:.2f}x fp32 ({variant.fp32_ms:.1f} ms, timed alternately)")
     if variant.psnr_db is not None:
         parts.append(f"PSNR {variant.psnr_db:.1f} dB vs fp32")
     if variant.recipe is not None:

@@ -133,3 +133,19 @@ def time_session(session: ort.InferenceSession, x: np.ndarray, repeats: int = 3,
         run_session(session, x)
         best = min(best, time.perf_counter() - start)
     return best * 1000.0
+
+
+def time_sessions(
+    sessions: Sequence[ort.InferenceSession], x: np.ndarray, repeats: int = 3, warmup: int = 1
+) -> list[float]:
+    """:func:`time_session` for several sessions, interleaved round-robin so background load hits all alike."""
+    for session in sessions:
+        for _ in range(warmup):
+            run_session(session, x)
+    best = [float("inf")] * len(sessions)
+    for _ in range(repeats):
+        for i, session in enumerate(sessions):
+            start = time.perf_counter()
+            run_session(session, x)
+            best[i] = min(best[i], time.perf_counter() - start)
+    return [b * 1000.0 for b in best]

@@ -269,6 +269,8 @@ def stylize(
 
     plan = plan_jobs(inputs, out, fmt=fmt, recursive=recursive)  # before the model loads: fast errors
     stylizer = Stylizer(resolve_model(model), threads=threads, max_side=max_side)
+    if stylizer.card.measured and not quiet:  # e.g. int8: PSNR vs fp32 and speed, measured by the export
+        click.echo(f"model {stylizer.name}: {stylizer.card.measured}", err=True)
     failed = list(plan.problems)
     for problem in plan.problems:
         click.echo(f"failed: {problem}", err=True)
