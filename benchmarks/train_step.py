@@ -237,24 +237,29 @@ def run_policy(sizes: list[int], iters: int, warmup: int, rounds: int, forms: li
                     if key not in best or r["s_per_it"] < best[key]["s_per_it"]:
                         best[key] = r
                     print(
-                        f"round {round_ + 1}: {size:>4} px threads {threads} workers {workers}: "
+                        f"round {round_ + 1}: {size:>4} px threads {threads} workers {workers} "
+                        f"OMP wait {wait or 'default'}: "
                         f"{r['s_per_it'] * 1000:7.1f} ms/step (median of {iters}; load {os.getloadavg()[0]:.1f})",
                         flush=True,
                     )
-        print(f"\n{'size':>5} {'threads':>7} {'workers':>7} {'form':<14} {'ms/step':>8} {'vs old policy':>14}")
+        print(f"\n{'size':>5} {'threads':>7} {'workers':>7} {'OMP wait':<9} {'ms/step':>8} {'vs old policy':>14}")
         chosen = {}
         for size in sizes:
-            rows = {k[1:3]: v for k, v in best.items() if k[0] == size}
+            rows = {k[1:]: v for k, v in best.items() if k[0] == size}
             if not rows:
                 continue
-            old = rows.get(current) or rows.get((1, 1))
-            for (threads, workers), r in rows.items():
+            old = rows.get(current) or next(iter(rows.values()))
+            for (threads, workers, wait), r in rows.items():
+                mark = "  <- old policy" if (threads, workers, wait) == current else ""
                 print(
-                    f"{size:>5} {threads:>7} {workers:>7} {'eager':<14} {r['s_per_it'] * 1000:>8.1f} "
-                    f"{old['s_per_it'] / r['s_per_it']:>13.2f}x"
+                    f"{size:>5} {threads:>7} {workers:>7} {wait or 'default':<9} {r['s_per_it'] * 1000:>8.1f} "
+                    f"{old['s_per_it'] / r['s_per_it']:>13.2f}x{mark}"
                 )
             chosen[size] = min(rows, key=lambda p: rows[p]["s_per_it"])
-            print(f"  {size} px: fastest policy threads {chosen[size][0]}, workers {chosen[size][1]}")
+            print(
+                f"  {size} px: fastest: threads {chosen[size][0]}, workers {chosen[size][1]}, "
+                f"OMP_WAIT_POLICY {chosen[size][2] or 'default'}"
+            )
         for size in sizes:
             if size not in chosen:
                 continue
