@@ -4,7 +4,16 @@ Entry points: :func:`cyclegan.training.trainer.train` (Python), ``train_accel.py
 ``cyclegan train`` (command line, see :mod:`cyclegan.training.cli`).
 """
 
+import os
+
 from cyclegan.training.errors import TrainingSetupError
+
+# OpenMP threads that wait at a barrier sleep instead of spinning. A spinning thread whose partner was
+# descheduled (a loader worker, another job on a shared machine) burns the core that partner needs:
+# `benchmarks/train_step.py --policy` measured 2 compute threads at 64 px 40-70x slower per step with
+# OpenMP's default than with PASSIVE on a loaded 2-core machine. OpenMP reads it when torch loads, so it is
+# set here, before the training code imports torch; a value the user exported wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __all__ = ["TrainingSetupError", "train"]
 
