@@ -199,6 +199,8 @@ def run_policy(sizes: list[int], iters: int, warmup: int, rounds: int, forms: li
     import os
     import tempfile
 
+    from cyclegan.contract.runtime import available_cpus
+    from cyclegan.training import OPENMP_PASSIVE
     from cyclegan.training.setup import _cpu_threads, _num_workers
 
     def child(size: int, threads: int, workers: int, form: str, data: Path, n: int, w: int, wait: str = "") -> dict:
@@ -215,14 +217,19 @@ def run_policy(sizes: list[int], iters: int, warmup: int, rounds: int, forms: li
 
     cfg = Config()
     workers_now = _num_workers(cfg, 1)
-    current = (_cpu_threads(1, workers_now), workers_now)
+    cpus = available_cpus()
+    old_policy = (max(1, cpus - workers_now), workers_now, "")  # before issue 14: spinning OpenMP, CPUs - workers
+    current = (_cpu_threads(1, workers_now), workers_now, "PASSIVE" if OPENMP_PASSIVE else "")
     print(
         f"CPU {_cpu_model()}; {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}; "
-        f"the trainer's policy now: {current[0]} thread(s), {current[1]} worker(s)"
+        f"old policy: {old_policy[0]} thread(s), {old_policy[1]} worker(s), OpenMP default wait; the trainer's "
+        f"policy now: {current[0]} thread(s), {current[1]} worker(s), OMP_WAIT_POLICY {current[2] or 'default'}"
     )
     # (threads, workers, OpenMP wait policy): "" = OpenMP's default (threads spin at barriers), PASSIVE = they sleep
     policies = [(2, 0, ""), (1, 1, ""), (2, 1, ""), (2, 0, "PASSIVE"), (1, 1, "PASSIVE"), (2, 1, "PASSIVE")]
-    current = (*current, "")
+    for policy in (old_policy, current):
+        if policy not in policies:
+            policies.append(policy)
     with tempfile.TemporaryDirectory(prefix="cyclegan-policy-") as tmp:
         best: dict[tuple[int, int, int, str], dict] = {}
         for round_ in range(rounds):
@@ -248,9 +255,10 @@ def run_policy(sizes: list[int], iters: int, warmup: int, rounds: int, forms: li
             rows = {k[1:]: v for k, v in best.items() if k[0] == size}
             if not rows:
                 continue
-            old = rows.get(current) or next(iter(rows.values()))
+            old = rows.get(old_policy) or next(iter(rows.values()))
             for (threads, workers, wait), r in rows.items():
-                mark = "  <- old policy" if (threads, workers, wait) == current else ""
+                mark = "  <- old policy" if (threads, workers, wait) == old_policy else ""
+                mark += "  <- the trainer's policy now" if (threads, workers, wait) == current else ""
                 print(
                     f"{size:>5} {threads:>7} {workers:>7} {wait or 'default':<9} {r['s_per_it'] * 1000:>8.1f} "
                     f"{old['s_per_it'] / r['s_per_it']:>13.2f}x{mark}"

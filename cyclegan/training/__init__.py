@@ -5,6 +5,7 @@ Entry points: :func:`cyclegan.training.trainer.train` (Python), ``train_accel.py
 """
 
 import os
+import sys
 
 from cyclegan.training.errors import TrainingSetupError
 
@@ -13,9 +14,12 @@ from cyclegan.training.errors import TrainingSetupError
 # `benchmarks/train_step.py --policy` measured 2 compute threads at 64 px 40-70x slower per step with
 # OpenMP's default than with PASSIVE on a loaded 2-core machine. OpenMP reads it when torch loads, so it is
 # set here, before the training code imports torch; a value the user exported wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# OPENMP_PASSIVE says whether it is in effect in this process (torch loaded before this line keeps its own).
+OPENMP_PASSIVE = (
+    "torch" not in sys.modules and os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE").upper() == "PASSIVE"
+) or ("torch" in sys.modules and os.environ.get("OMP_WAIT_POLICY", "").upper() == "PASSIVE")
 
-__all__ = ["TrainingSetupError", "train"]
+__all__ = ["OPENMP_PASSIVE", "TrainingSetupError", "train"]
 
 
 def train(*args, **kwargs):  # noqa: D103 - thin lazy alias so importing the package stays light

@@ -253,13 +253,19 @@ def _num_workers(cfg: Config, num_processes: int) -> int:
 
 
 def _cpu_threads(num_processes: int, workers: int) -> int:
-    """Intra-op threads per training process: the CPUs left after the loader workers, capped by OMP_NUM_THREADS.
+    """Intra-op threads per training process, capped by OMP_NUM_THREADS.
 
-    Over-subscribing (threads + workers > cores) makes OpenMP barriers spin against each other: on
-    a 2-core machine `accelerate launch --cpu` (OMP_NUM_THREADS=2) plus one loader worker was 50x
-    slower per step than one thread.
+    With OpenMP's default waiting (threads spin at barriers), over-subscribing (threads + workers > cores)
+    makes the spinning threads starve the one that has work: on a 2-core machine 2 threads plus one loader
+    worker were 15-50x slower per step than one thread, so the loader workers' CPUs were left to them. With
+    passive waiting (``cyclegan.training`` sets ``OMP_WAIT_POLICY=PASSIVE`` before torch loads) the
+    threads sleep instead, and every CPU of the process computes: `benchmarks/train_step.py --policy`
+    (README, "Measured") times both policies side by side.
     """
-    threads = max(1, available_cpus() // num_processes - workers)
+    from cyclegan.training import OPENMP_PASSIVE
+
+    cpus = max(1, available_cpus() // num_processes)
+    threads = cpus if OPENMP_PASSIVE else max(1, cpus - workers)
     omp = os.environ.get("OMP_NUM_THREADS", "")
     return min(threads, int(omp)) if omp.isdigit() and int(omp) > 0 else threads
 
