@@ -195,7 +195,9 @@ def make_policy_data(root: Path, size: int, count: int = 60) -> Path:
     return folder
 
 
-def run_policy(sizes: list[int], iters: int, warmup: int, rounds: int, forms: list[str]) -> None:
+def run_policy(
+    sizes: list[int], iters: int, warmup: int, rounds: int, forms: list[str], only: list[str] | None = None
+) -> None:
     import os
     import tempfile
 
@@ -227,6 +229,8 @@ def run_policy(sizes: list[int], iters: int, warmup: int, rounds: int, forms: li
     )
     # (threads, workers, OpenMP wait policy): "" = OpenMP's default (threads spin at barriers), PASSIVE = they sleep
     policies = [(2, 0, ""), (1, 1, ""), (2, 1, ""), (2, 0, "PASSIVE"), (1, 1, "PASSIVE"), (2, 1, "PASSIVE")]
+    if only:  # e.g. 1,1 2,1,PASSIVE
+        policies = [(int(p.split(",")[0]), int(p.split(",")[1]), (p.split(",") + [""])[2].upper()) for p in only]
     for policy in (old_policy, current):
         if policy not in policies:
             policies.append(policy)
@@ -338,6 +342,7 @@ def main() -> None:
     parser.add_argument("--policy-sizes", type=int, nargs="+", default=[64, 256])
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--forms", nargs="*", default=["channels_last", "compile"])
+    parser.add_argument("--policies", nargs="*", default=None, help="threads,workers[,PASSIVE] to measure")
     parser.add_argument("--policy-child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.policy_child:
@@ -345,7 +350,7 @@ def main() -> None:
         print(json.dumps(policy_child(size, threads, workers, form, n, w, data)))
         return
     if args.policy:
-        run_policy(args.policy_sizes, args.iters, args.warmup, args.rounds, args.forms)
+        run_policy(args.policy_sizes, args.iters, args.warmup, args.rounds, args.forms, args.policies)
         return
     if args.child:
         print(json.dumps(child(args.sizes[0], args.modes[0], args.iters, args.warmup, args.threads)))
