@@ -39,9 +39,13 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
-import onnx
-import torch
+# torch's OpenMP threads sleep at barriers instead of spinning (as training sets it): on a shared machine a
+# spinning torch fp32 baseline would be slowed by other jobs far more than onnxruntime, flattering int8.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np  # noqa: E402
+import onnx  # noqa: E402
+import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -282,7 +286,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"machine: {quantize.cpu_model()} (VNNI: {quantize.cpu_has_vnni()}), {os.cpu_count()} CPUs, "
         f"{args.threads} threads; "
-        f"torch {torch.__version__}, onnxruntime {verify.ort.__version__}; load average {os.getloadavg()[0]:.1f}"
+        f"torch {torch.__version__}, onnxruntime {verify.ort.__version__}; OMP_WAIT_POLICY "
+        f"{os.environ.get('OMP_WAIT_POLICY')}; load average {os.getloadavg()[0]:.1f}"
     )
     results: dict[str, dict[str, dict[str, float]]] = {}
     with tempfile.TemporaryDirectory(prefix="cyclegan-bench-") as tmp:
