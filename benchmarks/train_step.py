@@ -221,17 +221,22 @@ def run_policy(
     workers_now = _num_workers(cfg, 1)
     cpus = available_cpus()
     old_policy = (max(1, cpus - workers_now), workers_now, "")  # before issue 14: spinning OpenMP, CPUs - workers
-    current = (_cpu_threads(1, workers_now), workers_now, "PASSIVE" if OPENMP_PASSIVE else "")
+    current = {
+        size: (_cpu_threads(1, workers_now, size), workers_now, "PASSIVE" if OPENMP_PASSIVE else "") for size in sizes
+    }
     print(
         f"CPU {_cpu_model()}; {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}; "
         f"old policy: {old_policy[0]} thread(s), {old_policy[1]} worker(s), OpenMP default wait; the trainer's "
-        f"policy now: {current[0]} thread(s), {current[1]} worker(s), OMP_WAIT_POLICY {current[2] or 'default'}"
+        "policy now: "
+        + "; ".join(
+            f"{k} px {t} thread(s), {w} worker(s), OMP_WAIT_POLICY {p or 'default'}" for k, (t, w, p) in current.items()
+        )
     )
     # (threads, workers, OpenMP wait policy): "" = OpenMP's default (threads spin at barriers), PASSIVE = they sleep
     policies = [(2, 0, ""), (1, 1, ""), (2, 1, ""), (2, 0, "PASSIVE"), (1, 1, "PASSIVE"), (2, 1, "PASSIVE")]
     if only:  # e.g. 1,1 2,1,PASSIVE
         policies = [(int(p.split(",")[0]), int(p.split(",")[1]), (p.split(",") + [""])[2].upper()) for p in only]
-    for policy in (old_policy, current):
+    for policy in (old_policy, *current.values()):
         if policy not in policies:
             policies.append(policy)
     with tempfile.TemporaryDirectory(prefix="cyclegan-policy-") as tmp:
@@ -262,7 +267,7 @@ def run_policy(
             old = rows.get(old_policy) or next(iter(rows.values()))
             for (threads, workers, wait), r in rows.items():
                 mark = "  <- old policy" if (threads, workers, wait) == old_policy else ""
-                mark += "  <- the trainer's policy now" if (threads, workers, wait) == current else ""
+                mark += "  <- the trainer's policy now" if (threads, workers, wait) == current[size] else ""
                 print(
                     f"{size:>5} {threads:>7} {workers:>7} {wait or 'default':<9} {r['s_per_it'] * 1000:>8.1f} "
                     f"{old['s_per_it'] / r['s_per_it']:>13.2f}x{mark}"
