@@ -7,6 +7,15 @@ runs fp16 and bf16 + channels_last + torch.compile. Each configuration runs in i
 the peak RSS (getrusage ru_maxrss) belongs to that configuration alone.
 
     python benchmarks/train_step.py [--sizes 256 128] [--iters 3] [--warmup 1]
+
+``--policy`` measures the CPU thread policy instead, on the demo's network (``configs/tiny_cpu.yaml``:
+ResNet-6, 16 filters) with the real data path (JPEG files, ``UnpairedImageDataset``, a DataLoader iterated
+epoch by epoch as the trainer does): (compute threads, loader workers) = (2, 0), (1, 1), (2, 1) at 64 px
+(the demo's crops) and 256 px, each configuration in its own process, interleaved round-robin over
+``--rounds`` rounds (best median kept), then eager vs channels_last vs ``torch.compile`` (inductor) at the
+best policy. It prints the old policy (one thread per process when one worker loads) next to the chosen one.
+
+    python benchmarks/train_step.py --policy [--policy-sizes 64 256] [--iters 40] [--rounds 2]
 """
 
 from __future__ import annotations
@@ -94,6 +103,216 @@ def child(size: int, mode: str, iters: int, warmup: int, threads: int) -> dict:
     }
 
 
+def policy_child(size: int, threads: int, workers: int, form: str, iters: int, warmup: int, data: str) -> dict:
+    """Seconds per training step (data loading included) of the demo network at ``size`` px crops."""
+    sys.path.insert(0, str(REPO))
+    import torch
+
+    torch.set_num_threads(threads)
+    from accelerate import Accelerator
+    from torch.utils.data import DataLoader
+
+    from cyclegan.config import load_config
+    from cyclegan.data import UnpairedImageDataset
+    from cyclegan.training.nets import DiscriminatorPair, GeneratorPair
+    from cyclegan.training.state import ProcessPools
+    from cyclegan.training.step import CycleGANStep, StepModules
+
+    cfg = load_config(
+        REPO / "configs" / "tiny_cpu.yaml",
+        [f"data.root={data}", f"data.crop_size={size}", f"data.load_size={size + size // 8}"],
+    )
+    torch.manual_seed(0)
+    acc = Accelerator(mixed_precision="no", cpu=True, dynamo_backend="inductor" if form == "compile" else "no")
+    gens, discs = GeneratorPair.from_config(cfg.model), DiscriminatorPair.from_config(cfg.model)
+    channels_last = form == "channels_last"
+    if channels_last:
+        gens.to(memory_format=torch.channels_last)
+        discs.to(memory_format=torch.channels_last)
+    opt_g = torch.optim.Adam(gens.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(discs.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    dataset = UnpairedImageDataset(data, "train", cfg.data, seed=0)
+    loader = DataLoader(dataset, batch_size=1, shuffle=True, num_workers=workers)
+    gens, discs, opt_g, opt_d = acc.prepare(gens, discs, opt_g, opt_d)
+    pools = ProcessPools(cfg.loss.pool_size, 0, 0, lambda obj: [obj])
+    step = CycleGANStep(acc, StepModules(gens, discs, acc.unwrap_model(discs), opt_g, opt_d), cfg.loss, pools)
+
+    def batches():
+        epoch = 0
+        while True:  # a new iterator every epoch, as the trainer does (workers restart each epoch)
+            dataset.set_epoch(epoch)
+            for batch in loader:
+                a, b = batch["A"], batch["B"]
+                if channels_last:
+                    a, b = (
+                        a.contiguous(memory_format=torch.channels_last),
+                        b.contiguous(memory_format=torch.channels_last),
+                    )
+                yield a, b
+            epoch += 1
+
+    source = batches()
+    start = time.perf_counter()
+    for _ in range(warmup):
+        step(*next(source))
+    warm_s = time.perf_counter() - start
+    times = []
+    for _ in range(iters):
+        start = time.perf_counter()
+        losses = step(*next(source))
+        times.append(time.perf_counter() - start)
+    return {
+        "size": size,
+        "threads": threads,
+        "workers": workers,
+        "form": form,
+        "s_per_it": sorted(times)[len(times) // 2],
+        "mean_s_per_it": sum(times) / len(times),
+        "warmup_s": warm_s,
+        "finite": all(torch.isfinite(v).item() for v in losses.values()),
+    }
+
+
+def make_policy_data(root: Path, size: int, count: int = 60) -> Path:
+    """A dataset of ``count`` JPEG photos-like scenes per domain at the loader's load size."""
+    import numpy as np
+    from PIL import Image
+
+    folder = root / f"data{size}"
+    if folder.exists():
+        return folder
+    rng = np.random.default_rng(size)
+    load = size + size // 8
+    for domain in ("A", "B"):
+        (folder / f"train{domain}").mkdir(parents=True)
+        for i in range(count):
+            yy, xx = np.mgrid[0:load, 0:load] / load
+            image = np.stack(
+                [np.sin(xx * rng.uniform(2, 9) + c) * np.cos(yy * rng.uniform(2, 9)) for c in range(3)], -1
+            )
+            image = ((image + 1) * 127.5 + rng.normal(0, 8, image.shape)).clip(0, 255).astype(np.uint8)
+            Image.fromarray(image).save(folder / f"train{domain}" / f"{i:03d}.jpg", quality=90)
+    return folder
+
+
+def run_policy(
+    sizes: list[int], iters: int, warmup: int, rounds: int, forms: list[str], only: list[str] | None = None
+) -> None:
+    import os
+    import tempfile
+
+    from cyclegan.contract.runtime import available_cpus
+    from cyclegan.training import OPENMP_PASSIVE
+    from cyclegan.training.setup import _cpu_threads, _num_workers
+
+    def child(size: int, threads: int, workers: int, form: str, data: Path, n: int, w: int, wait: str = "") -> dict:
+        cmd = [sys.executable, __file__, "--policy-child", json.dumps([size, threads, workers, form, n, w, str(data)])]
+        env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+        if wait:  # read by OpenMP when torch loads: only a fresh process can change it
+            env["OMP_WAIT_POLICY"] = wait
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=env)
+        if proc.returncode != 0:
+            return {"error": (proc.stderr.strip().splitlines() or ["?"])[-1]}
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+    from cyclegan.config import Config
+
+    cfg = Config()
+    workers_now = _num_workers(cfg, 1)
+    cpus = available_cpus()
+    old_policy = (max(1, cpus - workers_now), workers_now, "")  # before issue 14: spinning OpenMP, CPUs - workers
+    current = {
+        size: (_cpu_threads(1, workers_now, size), workers_now, "PASSIVE" if OPENMP_PASSIVE else "") for size in sizes
+    }
+    print(
+        f"CPU {_cpu_model()}; {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}; "
+        f"old policy: {old_policy[0]} thread(s), {old_policy[1]} worker(s), OpenMP default wait; the trainer's "
+        "policy now: "
+        + "; ".join(
+            f"{k} px {t} thread(s), {w} worker(s), OMP_WAIT_POLICY {p or 'default'}" for k, (t, w, p) in current.items()
+        )
+    )
+    # (threads, workers, OpenMP wait policy): "" = OpenMP's default (threads spin at barriers), PASSIVE = they sleep
+    policies = [(2, 0, ""), (1, 1, ""), (2, 1, ""), (2, 0, "PASSIVE"), (1, 1, "PASSIVE"), (2, 1, "PASSIVE")]
+    if only:  # e.g. 1,1 2,1,PASSIVE
+        policies = [(int(p.split(",")[0]), int(p.split(",")[1]), (p.split(",") + [""])[2].upper()) for p in only]
+    for policy in (old_policy, *current.values()):
+        if policy not in policies:
+            policies.append(policy)
+    with tempfile.TemporaryDirectory(prefix="cyclegan-policy-") as tmp:
+        best: dict[tuple[int, int, int, str], dict] = {}
+        for round_ in range(rounds):
+            for size in sizes:
+                data = make_policy_data(Path(tmp), size)
+                for threads, workers, wait in policies:
+                    r = child(size, threads, workers, "eager", data, iters, warmup, wait)
+                    key = (size, threads, workers, wait)
+                    if "error" in r:
+                        print(f"{size} px ({threads}, {workers}): error {r['error']}")
+                        continue
+                    if key not in best or r["s_per_it"] < best[key]["s_per_it"]:
+                        best[key] = r
+                    print(
+                        f"round {round_ + 1}: {size:>4} px threads {threads} workers {workers} "
+                        f"OMP wait {wait or 'default'}: "
+                        f"{r['s_per_it'] * 1000:7.1f} ms/step (median of {iters}; load {os.getloadavg()[0]:.1f})",
+                        flush=True,
+                    )
+        print(f"\n{'size':>5} {'threads':>7} {'workers':>7} {'OMP wait':<9} {'ms/step':>8} {'vs old policy':>14}")
+        chosen = {}
+        for size in sizes:
+            rows = {k[1:]: v for k, v in best.items() if k[0] == size}
+            if not rows:
+                continue
+            old = rows.get(old_policy) or next(iter(rows.values()))
+            for (threads, workers, wait), r in rows.items():
+                mark = "  <- old policy" if (threads, workers, wait) == old_policy else ""
+                mark += "  <- the trainer's policy now" if (threads, workers, wait) == current[size] else ""
+                print(
+                    f"{size:>5} {threads:>7} {workers:>7} {wait or 'default':<9} {r['s_per_it'] * 1000:>8.1f} "
+                    f"{old['s_per_it'] / r['s_per_it']:>13.2f}x{mark}"
+                )
+            chosen[size] = min(rows, key=lambda p: rows[p]["s_per_it"])
+            print(
+                f"  {size} px: fastest: threads {chosen[size][0]}, workers {chosen[size][1]}, "
+                f"OMP_WAIT_POLICY {chosen[size][2] or 'default'}"
+            )
+        for size in sizes:
+            if size not in chosen:
+                continue
+            threads, workers, wait = chosen[size]
+            data = make_policy_data(Path(tmp), size)
+            base = best[(size, threads, workers, wait)]
+            results = {"eager": base}
+            for form in forms:
+                for _ in range(rounds):
+                    r = child(size, threads, workers, form, data, iters, warmup if form != "compile" else 3, wait)
+                    if "error" in r:
+                        print(f"{size} px {form}: error {r['error']}")
+                        break
+                    if form not in results or r["s_per_it"] < results[form]["s_per_it"]:
+                        results[form] = r
+                    e = child(size, threads, workers, "eager", data, iters, warmup, wait)  # interleaved baseline
+                    if "error" not in e and e["s_per_it"] < results["eager"]["s_per_it"]:
+                        results["eager"] = e
+            for form, r in results.items():
+                extra = f" (first steps incl. compile {r['warmup_s']:.0f} s)" if form == "compile" else ""
+                print(
+                    f"{size:>5} {threads:>7} {workers:>7} {form:<14} {r['s_per_it'] * 1000:>8.1f} "
+                    f"{results['eager']['s_per_it'] / r['s_per_it']:>13.2f}x vs eager{extra}"
+                )
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def run_child(size: int, mode: str, iters: int, warmup: int, threads: int) -> dict:
     cmd = [
         sys.executable,
@@ -124,7 +343,20 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--policy", action="store_true", help="CPU thread policy, channels_last, torch.compile")
+    parser.add_argument("--policy-sizes", type=int, nargs="+", default=[64, 256])
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--forms", nargs="*", default=["channels_last", "compile"])
+    parser.add_argument("--policies", nargs="*", default=None, help="threads,workers[,PASSIVE] to measure")
+    parser.add_argument("--policy-child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.policy_child:
+        size, threads, workers, form, n, w, data = json.loads(args.policy_child)
+        print(json.dumps(policy_child(size, threads, workers, form, n, w, data)))
+        return
+    if args.policy:
+        run_policy(args.policy_sizes, args.iters, args.warmup, args.rounds, args.forms, args.policies)
+        return
     if args.child:
         print(json.dumps(child(args.sizes[0], args.modes[0], args.iters, args.warmup, args.threads)))
         return

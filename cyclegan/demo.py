@@ -5,7 +5,8 @@ Stages (each one is the real CLI of that stage, run as a subprocess, timed):
 1. assets  -- render the cartoon video, collect the shipped photos (``cyclegan.demo_assets``)
 2. dataset -- ``cyclegan frames`` (domain B, cartoon) and ``cyclegan images`` (domain A, photos)
 3. train   -- ``accelerate launch train_accel.py --config configs/tiny_cpu.yaml ...``
-4. export  -- ``cyclegan export`` (ONNX, verified against PyTorch)
+4. export  -- ``cyclegan export`` (ONNX, verified against PyTorch); the int8 variant only if it keeps the
+   picture (PSNR against fp32 at or above the export's floor)
 5. stylize -- ``python -m serve stylize`` on the held-out photos and a clip (torch-free)
 6. report  -- contact sheet, loss curves, ``summary.txt`` with every stage's time
 
@@ -248,10 +249,27 @@ def export(plan: DemoPlan) -> None:
     if plan.models.exists():
         shutil.rmtree(plan.models)
     _run(_cli("export", plan.run, "--out", plan.models))
+    export_int8(plan)
+
+
+def export_int8(plan: DemoPlan) -> bool:
+    """The photo -> cartoon int8 model, written only if it keeps the picture (the export's PSNR floor)."""
+    args = _cli("export", plan.run, "--out", plan.models, "--direction", "A2B", "--precision", "int8")
+    args += ["--calibration-dir", plan.dataset / "trainA"]
+    click.echo("    $ " + " ".join(str(a) for a in args))
+    result = subprocess.run([str(a) for a in args], cwd=REPO_ROOT, env=_env(), stderr=subprocess.PIPE, text=True)
+    if result.returncode == 0:
+        return True
+    reason = (result.stderr.strip().splitlines() or ["no message"])[-1]
+    if result.returncode == 2 and "below the floor" in reason:
+        click.echo(f"    int8 model not written (it would not keep the picture): {reason}")
+        return False
+    raise StageFailed(f"int8 export failed with exit code {result.returncode}: {reason}")
 
 
 def a2b_model(plan: DemoPlan) -> Path:
-    models = sorted(plan.models.glob("*.onnx"))
+    """The fp32 photo -> cartoon model (the reference picture; an int8 variant sits next to it)."""
+    models = sorted(m for m in plan.models.glob("*.onnx") if not m.name.endswith((".int8.onnx", ".fp16.onnx")))
     for model in models:
         if "A2B" in model.name or "photo2cartoon" in model.name:
             return model

@@ -36,7 +36,8 @@ from cyclegan.contract.errors import reports_errors
     "--calibration-dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Images of the source domain for int8 calibration (needed by --precision int8).",
+    help="Images of the source domain for int8 calibration (needed by --precision int8), e.g. the run's "
+    "dataset trainA/ for A2B; a few are held out to measure PSNR against fp32.",
 )
 @click.option(
     "--calibration-count",
@@ -73,6 +74,16 @@ from cyclegan.contract.errors import reports_errors
     is_flag=True,
     help="Replace .onnx files that already exist (otherwise an existing file stops the export before it starts).",
 )
+@click.option(
+    "--int8-min-psnr",
+    type=click.FloatRange(0, 200, max_open=True),
+    default=30.0,
+    show_default=True,
+    help="Floor for --precision int8: PSNR (dB) against fp32 on held-out calibration-folder images. The first "
+    "int8 recipe (fastest first, each keeping more convolutions in float) reaching it is written; if none "
+    "does, nothing is written (exit 2).",
+)
+@click.option("--force", is_flag=True, help="Write the best int8 recipe even under --int8-min-psnr (with a warning).")
 @reports_errors
 def export(
     source: Path,
@@ -88,11 +99,14 @@ def export(
     bench_size: int,
     threads: int | None,
     overwrite: bool,
+    int8_min_psnr: float,
+    force: bool,
 ) -> None:
     """Export SOURCE (a training run folder or one .safetensors generator) to ONNX.
 
     Every model is checked against PyTorch with onnxruntime (several sizes, batch 2; max abs
-    difference < 1e-4 for fp32); fp16/int8 variants report speed and PSNR against fp32.
+    difference < 1e-4 for fp32); fp16/int8 variants report speed and PSNR against fp32, and their model
+    card records them (shown by `serve`). fp16 is for GPU providers: on CPUs it is slower than fp32.
     """
     from export.sources import resolve_sources
 
@@ -110,6 +124,8 @@ def export(
         bench_side=bench_size,
         threads=threads,
         overwrite=overwrite,
+        int8_min_psnr=int8_min_psnr,
+        force=force,
     )
     reports = export_source(source, out_dir, options, direction=direction, name=name, echo=click.echo)
     for report in reports:

@@ -26,7 +26,17 @@ from export.sources import ExportError, default_name, output_path, refuse_existi
 
 DEFAULT_MAX_SIDE = 1024
 REDUCED_PSNR_WARN_DB = 30.0
+INT8_MIN_PSNR_DB = 30.0  # default floor: below it `--precision int8` writes nothing (unless --force)
+HELD_OUT_IMAGES = 4  # calibration-folder images kept out of calibration to measure PSNR against fp32
+FP16_CPU_NOTE = (
+    "note: fp16 is slower than fp32 on CPUs (onnxruntime computes it through casts); "
+    "it is meant for GPU providers (CUDA, TensorRT, DirectML)"
+)
 Echo = Callable[[str], None]
+
+
+class Int8FloorError(ExportError):
+    """No int8 recipe keeps the picture: PSNR against fp32 under the floor (exit 2, nothing written)."""
 
 
 @dataclass
@@ -37,6 +47,13 @@ class VariantReport:
     bench_side: int | None = None
     psnr_db: float | None = None  # against the fp32 ONNX output; None for fp32 itself
     companions: tuple[Path, ...] = ()  # the seam-free tiles graphs written next to it (fp32 only)
+    recipe: str | None = None  # int8: the recipe chosen
+    float_convs: list[str] = field(default_factory=list)  # int8: convolutions kept in float
+    fp32_ms: float | None = None  # fp32 timed interleaved with this variant (the speed ratio's baseline)
+
+    @property
+    def speed_vs_fp32(self) -> float | None:
+        return self.fp32_ms / self.ms_per_image if self.fp32_ms and self.ms_per_image else None
 
 
 @dataclass
@@ -61,6 +78,8 @@ class ExportOptions:
     threads: int | None = None
     tolerance: float = verify.FP32_TOLERANCE  # max abs difference onnxruntime vs PyTorch for fp32
     overwrite: bool = False  # replace existing .onnx files (otherwise an existing one stops the export)
+    int8_min_psnr: float = INT8_MIN_PSNR_DB  # int8 is written only at or above this PSNR against fp32
+    force: bool = False  # write int8 under the floor anyway (with a warning)
 
     def validate(self) -> None:
         unknown = [p for p in self.precisions if p not in PRECISIONS]
@@ -70,6 +89,8 @@ class ExportOptions:
             raise ExportError(f"--max-side must be > 0, got {self.max_side}")
         if self.opset < 17:
             raise ExportError(f"--opset must be >= 17 (dynamo exporter), got {self.opset}")
+        if not (0 <= self.int8_min_psnr < 200):
+            raise ExportError(f"--int8-min-psnr must be between 0 and 200 dB, got {self.int8_min_psnr}")
 
 
 def load_source(path: Path) -> tuple[nn.Module, GeneratorCard]:
@@ -96,10 +117,15 @@ def export_generator(
     options.validate()
     module, card = load_source(source)
     if "int8" in options.precisions:  # fail before the slow part when calibration images are missing or unusable
-        calibration_files = quantize.list_calibration_images(options.calibration_dir, options.calibration_count)
+        calibration_files, held_out_files = quantize.split_held_out(
+            quantize.list_calibration_images(options.calibration_dir, None),
+            options.calibration_count,
+            HELD_OUT_IMAGES,
+        )
         calibration = quantize.load_calibration_inputs(calibration_files, card)
+        held_out = quantize.load_calibration_inputs(held_out_files, card)
     else:
-        calibration = []
+        calibration, held_out = [], []
     name = name or default_name(source, card)
     max_side = options.max_side
     finals = [output_path(out_dir, name, card.direction, precision) for precision in options.precisions]
@@ -153,7 +179,7 @@ def export_generator(
 
         bench = _bench_input(card, options.bench_side)
         fp32_ms = verify.time_session(fp32_session, bench, options.bench_repeats) if bench is not None else None
-        eval_inputs = _eval_inputs(card, calibration)
+        eval_inputs = _eval_inputs(card, held_out)
         fp32_eval = [verify.run_session(fp32_session, x) for x in eval_inputs]
         written: list[tuple[Path, VariantReport]] = []
         for precision in options.precisions:
@@ -161,21 +187,25 @@ def export_generator(
             if precision == "fp32":
                 tmp, variant = fp32_tmp, VariantReport("fp32", final, fp32_ms, options.bench_side or None)
             else:
+                variant = VariantReport(precision, final)
+                if precision == "fp16":
+                    reduced = quantize.to_fp16(onnx.load(str(fp32_tmp)))
+                    variant.psnr_db = _psnr(reduced, eval_inputs, fp32_eval, options.threads)
+                    echo("  " + FP16_CPU_NOTE)
+                else:
+                    reduced = _choose_int8(fp32_tmp, calibration, eval_inputs, fp32_eval, options, variant, echo)
+                session = verify.make_session_from(reduced, options.threads)
+                if bench is not None:  # fp32 timed again, interleaved with this one: a ratio from one moment
+                    variant.fp32_ms, variant.ms_per_image = verify.time_sessions(
+                        [fp32_session, session], bench, options.bench_repeats
+                    )
+                    variant.bench_side = options.bench_side
                 variant_card = onnx_export.export_card(
                     card, precision=precision, opset=options.opset, max_side=max_side
                 )
-                if precision == "fp16":
-                    reduced = quantize.to_fp16(onnx.load(str(fp32_tmp)))
-                else:
-                    reduced = quantize.to_int8(fp32_tmp, calibration)
+                variant_card = _measured_card(variant_card, variant)
                 tmp = onnx_export.save_single_file(onnx_export.attach_card(reduced, variant_card), final)
                 tmp_files.append(tmp)
-                session = verify.make_session(tmp, options.threads)
-                reduced_eval = [verify.run_session(session, x) for x in eval_inputs]
-                variant = VariantReport(precision, final, psnr_db=verify.psnr_over(fp32_eval, reduced_eval))
-                if bench is not None:
-                    variant.ms_per_image = verify.time_session(session, bench, options.bench_repeats)
-                    variant.bench_side = options.bench_side
             written.append((tmp, variant))
             echo("  " + describe(variant, fp32_ms))
             if variant.psnr_db is not None and variant.psnr_db < REDUCED_PSNR_WARN_DB:
@@ -244,6 +274,60 @@ def _write_companions(
     return moves
 
 
+def _psnr(
+    model: onnx.ModelProto, inputs: Sequence[np.ndarray], references: Sequence[np.ndarray], threads: int | None
+) -> float:
+    session = verify.make_session_from(model, threads)
+    return verify.psnr_over(references, [verify.run_session(session, x) for x in inputs])
+
+
+def _choose_int8(
+    fp32_path: Path,
+    calibration: Sequence[np.ndarray],
+    eval_inputs: Sequence[np.ndarray],
+    fp32_eval: Sequence[np.ndarray],
+    options: ExportOptions,
+    variant: VariantReport,
+    echo: Echo,
+) -> onnx.ModelProto:
+    """The first int8 recipe reaching the floor; under it, Int8FloorError, or (``--force``) the best one."""
+    floor = options.int8_min_psnr
+    trial, tried = quantize.choose_int8(
+        fp32_path, calibration, lambda m: _psnr(m, eval_inputs, fp32_eval, options.threads), floor, echo=echo
+    )
+    variant.psnr_db, variant.recipe, variant.float_convs = trial.psnr_db, trial.recipe.name, trial.float_convs
+    if trial.psnr_db < floor:
+        best = f"int8 PSNR {trial.psnr_db:.1f} dB against fp32 (best of {len(tried)} recipes, {trial.recipe.name})"
+        if not options.force:
+            raise Int8FloorError(
+                f"{best} is below the floor of {floor:g} dB: nothing written; pass --force to write it anyway, "
+                "or lower --int8-min-psnr"
+            )
+        echo(
+            f"  WARNING: {best} is below the floor of {floor:g} dB; writing it because of --force: EXPECT VISIBLE "
+            "DIFFERENCES from the fp32 model"
+        )
+    return trial.model
+
+
+def _measured_card(card: GeneratorCard, variant: VariantReport) -> GeneratorCard:
+    """``card`` with the variant's measurements (PSNR, speed vs fp32, CPU, int8 recipe) filled in."""
+    import dataclasses
+
+    speed = variant.speed_vs_fp32
+    return dataclasses.replace(
+        card,
+        psnr_vs_fp32_db=round(variant.psnr_db, 2)
+        if variant.psnr_db is not None and np.isfinite(variant.psnr_db)
+        else None,
+        speed_vs_fp32=round(speed, 3) if speed else None,
+        bench_side=variant.bench_side if speed else None,
+        bench_cpu=quantize.cpu_model() if speed else None,
+        quant_recipe=variant.recipe,
+        float_nodes=tuple(variant.float_convs),
+    )
+
+
 def _move_into_place(tmp: Path, final: Path, overwrite: bool) -> None:
     """Rename the verified file to its final name; without ``overwrite`` never over an existing file, even one
     that another export wrote meanwhile (a hard link fails where the name exists)."""
@@ -306,10 +390,13 @@ def describe(variant: VariantReport, fp32_ms: float | None) -> str:
     parts = [f"{variant.precision:>4} -> {variant.path.name}"]
     if variant.ms_per_image is not None:
         parts.append(f"{variant.ms_per_image:.1f} ms/image at {variant.bench_side}px")
-        if fp32_ms and variant.precision != "fp32":
-            parts.append(f"{fp32_ms / variant.ms_per_image:.2f}x fp32")
+        if variant.speed_vs_fp32 and variant.precision != "fp32":
+            parts.append(f"{variant.speed_vs_fp32:.2f}x fp32 ({variant.fp32_ms:.1f} ms, timed alternately)")
     if variant.psnr_db is not None:
         parts.append(f"PSNR {variant.psnr_db:.1f} dB vs fp32")
+    if variant.recipe is not None:
+        kept = ", ".join(variant.float_convs) if variant.float_convs else "none"
+        parts.append(f"recipe {variant.recipe} (convolutions kept in float: {kept})")
     return ", ".join(parts)
 
 
@@ -320,10 +407,10 @@ def _bench_input(card: GeneratorCard, side: int) -> np.ndarray | None:
     return verify.random_input(1, card.input_nc, side, side, seed=123)
 
 
-def _eval_inputs(card: GeneratorCard, calibration: Sequence[np.ndarray]) -> list[np.ndarray]:
-    """Inputs for the reduced-precision PSNR: up to 4 calibration images, else a synthetic image."""
-    if calibration:
-        return list(calibration[:4])
+def _eval_inputs(card: GeneratorCard, held_out: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Inputs for the reduced-precision PSNR: the held-out calibration-folder images, else a synthetic image."""
+    if held_out:
+        return list(held_out)
     side = round_up(quantize.CALIBRATION_SIDE, card.size_multiple, card.min_side)
     return [verify.random_input(2, card.input_nc, side, side, seed=7)]
 

@@ -8,14 +8,20 @@
   :mod:`cyclegan.contract` functions: open, fit to a side, to the model's space, pad to an allowed size).
   Only Conv/ConvTranspose are quantized; InstanceNorm/BatchNorm, Tanh and the residual adds stay float.
   (``quantize_dynamic`` would only touch MatMul/Gemm: useless for conv nets.)
+  :data:`INT8_RECIPES` is a ladder, fastest first, each keeping more convolutions in float
+  (``nodes_to_exclude``): the export takes the first recipe whose PSNR against fp32 on held-out images
+  reaches the floor (:func:`choose_int8`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,12 +38,83 @@ NORM_OPS = ("InstanceNormalization", "BatchNormalization", "LayerNormalization",
 INT8_OPS = ["Conv", "ConvTranspose"]
 
 
+@dataclass(frozen=True)
+class Int8Recipe:
+    """Which convolutions stay float (by their role in the graph) and how activations are calibrated."""
+
+    name: str
+    keep_float: tuple[str, ...] = ()  # roles: "first", "last", "decoder" (see conv_roles), "encoder"
+    calibrate: str = "minmax"  # onnxruntime CalibrationMethod name: minmax or percentile
+
+    def excluded(self, model: onnx.ModelProto) -> list[str]:
+        """Names of the Conv/ConvTranspose nodes this recipe keeps in float, in graph order."""
+        roles = conv_roles(model)
+        return [name for name, role in roles.items() if role & set(self.keep_float)]
+
+
+# Fastest first. Every recipe keeps normalisation, Tanh, Add, Relu and Pad in float (only convolutions are
+# quantized); the later ones also keep the convolutions that see the picture itself in float.
+INT8_RECIPES: tuple[Int8Recipe, ...] = (
+    Int8Recipe("all-convs"),
+    Int8Recipe("float-ends", ("first", "last")),
+    Int8Recipe("float-ends-percentile", ("first", "last"), "percentile"),
+    Int8Recipe("float-ends-decoder", ("first", "last", "decoder")),
+    Int8Recipe("float-ends-decoder-encoder", ("first", "last", "decoder", "encoder")),
+)
+RECIPE_NAMES = tuple(r.name for r in INT8_RECIPES)
+
+
+def conv_roles(model: onnx.ModelProto) -> dict[str, set[str]]:
+    """Every Conv/ConvTranspose node name -> its roles: ``first`` (the first conv, on the picture), ``last``
+    (the one producing the output), ``decoder`` (after the last residual Add, or any ConvTranspose: the
+    upsampling path), ``encoder`` (before the first residual Add, outside the residual blocks)."""
+    nodes = list(model.graph.node)
+    convs = [i for i, n in enumerate(nodes) if n.op_type in INT8_OPS]
+    adds = [i for i, n in enumerate(nodes) if n.op_type == "Add"]
+    roles: dict[str, set[str]] = {nodes[i].name: set() for i in convs}
+    if not convs:
+        return roles
+    roles[nodes[convs[0]].name].add("first")
+    roles[nodes[convs[-1]].name].add("last")
+    first_add, last_add = (adds[0], adds[-1]) if adds else (len(nodes), -1)
+    block_convs = 2  # a ResNet block: two convolutions before its Add
+    for i in convs:
+        if nodes[i].op_type == "ConvTranspose" or i > last_add:
+            roles[nodes[i].name].add("decoder")
+    before = [i for i in convs if i < first_add]
+    for i in before[: max(0, len(before) - block_convs)] if adds else []:
+        roles[nodes[i].name].add("encoder")
+    return roles
+
+
+def cpu_has_vnni() -> bool:
+    """AVX512-VNNI or AVX-VNNI on this CPU (Linux /proc/cpuinfo; False where unknown)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return False
+    return any(flag in flags.split() for flag in ("avx512_vnni", "avx_vnni"))
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``lscpu``'s), or the platform's machine type."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
+            if line.startswith("model name"):
+                return " ".join(line.split(":", 1)[1].split())[:120]
+    except OSError:
+        pass
+    import platform
+
+    return (platform.processor() or platform.machine() or "unknown")[:120]
+
+
 class CalibrationError(ToolkitError, ValueError):
     """No usable calibration images; the message says what to pass."""
 
 
-def list_calibration_images(folder: str | os.PathLike[str] | None, limit: int) -> list[Path]:
-    """Up to ``limit`` image files under ``folder`` (recursive, sorted) or a CalibrationError."""
+def list_calibration_images(folder: str | os.PathLike[str] | None, limit: int | None) -> list[Path]:
+    """Up to ``limit`` (None: all) image files under ``folder`` (recursive, sorted) or a CalibrationError."""
     if folder is None:
         raise CalibrationError(
             "--precision int8 needs calibration images: pass --calibration-dir DIR with a few dozen "
@@ -52,6 +129,19 @@ def list_calibration_images(folder: str | os.PathLike[str] | None, limit: int) -
             f"no images ({', '.join(sorted(IMAGE_EXTENSIONS))}) found under calibration folder {root}"
         )
     return files[:limit]
+
+
+def split_held_out(files: Sequence[Path], calibration_count: int, held_out: int) -> tuple[list[Path], list[Path]]:
+    """(calibration images, held-out images): ``held_out`` images spread evenly over ``files`` are kept out of
+    calibration to measure PSNR on pictures the ranges were not fitted to; up to ``calibration_count`` of the
+    rest calibrate. With fewer than two images, the one image does both."""
+    files = list(files)
+    if len(files) < 2:
+        return files[:calibration_count], files
+    count = max(1, min(held_out, len(files) // 4))
+    picks = {round(i * (len(files) - 1) / max(1, count - 1)) for i in range(count)} if count > 1 else {len(files) // 2}
+    rest = [f for i, f in enumerate(files) if i not in picks]
+    return rest[:calibration_count], [files[i] for i in sorted(picks)]
 
 
 def prepare(path: Path, card: GeneratorCard, max_side: int = CALIBRATION_SIDE) -> np.ndarray:
@@ -120,25 +210,56 @@ def _toposort(graph: onnx.GraphProto) -> None:
 
 
 class _Reader:
-    """onnxruntime CalibrationDataReader over prepared images, one per call."""
+    """onnxruntime CalibrationDataReader over prepared images, one per call; ``set_range`` lets onnxruntime
+    calibrate image by image (``CalibStridedMinMax``), so memory holds one image's activations, not all."""
 
     def __init__(self, inputs: Sequence[np.ndarray]) -> None:
-        self._items: Iterator[dict[str, np.ndarray]] = iter({INPUT_NAME: x} for x in inputs)
+        self._inputs = list(inputs)
+        self._items: Iterator[dict[str, np.ndarray]] = iter(())
+        self.set_range(0, len(self._inputs))
+
+    def __len__(self) -> int:
+        return len(self._inputs)
+
+    def set_range(self, start_index: int, end_index: int) -> None:
+        self._items = iter({INPUT_NAME: x} for x in self._inputs[start_index:end_index])
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         return next(self._items, None)
 
-    def rewind(self) -> None:  # part of the CalibrationDataReader interface; a single pass is enough
-        pass
+    def rewind(self) -> None:
+        self.set_range(0, len(self._inputs))
 
 
 def to_int8(
-    fp32_path: str | os.PathLike[str], calibration: Sequence[np.ndarray], *, per_channel: bool = True
+    fp32_path: str | os.PathLike[str],
+    calibration: Sequence[np.ndarray],
+    *,
+    per_channel: bool = True,
+    recipe: Int8Recipe = INT8_RECIPES[0],
+    reduce_range: bool | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
 ) -> onnx.ModelProto:
-    """Static QDQ int8 quantisation of Conv/ConvTranspose, calibrated (MinMax) on ``calibration``."""
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    """Static QDQ int8 quantisation of Conv/ConvTranspose, calibrated on ``calibration``, keeping the
+    convolutions ``recipe`` names in float. ``reduce_range`` (7-bit weights) defaults to "no VNNI here":
+    it avoids the u8s8 VPMADDUBSW saturation of AVX2/AVX-512 CPUs without VNNI (onnxruntime's quantization
+    docs) and costs precision where VNNI computes u8s8 exactly. ``cache_dir``: activation ranges are
+    computed once per calibration method there and reused by the next recipe."""
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
 
+    if reduce_range is None:
+        reduce_range = not cpu_has_vnni()
     reader_type = type("CalibrationReader", (_Reader, CalibrationDataReader), {})
+    method = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile}[recipe.calibrate]
+    extra: dict[str, object] = {"CalibTensorRangeSymmetric": False, "CalibStridedMinMax": 1}
+    if recipe.calibrate == "percentile":
+        extra["CalibPercentile"] = 99.999
     with tempfile.TemporaryDirectory(prefix="cyclegan-int8-") as tmp:
         out = Path(tmp) / "int8.onnx"
         # The Python quantisation API logs its "consider pre-processing" advice at WARNING on root.
@@ -146,20 +267,64 @@ def to_int8(
         level = root.level
         root.setLevel(logging.ERROR)
         try:
-            quantize_static(
-                str(fp32_path),
-                str(out),
-                reader_type(calibration),
-                quant_format=QuantFormat.QDQ,
-                per_channel=per_channel,
-                op_types_to_quantize=INT8_OPS,
-                activation_type=QuantType.QUInt8,
-                weight_type=QuantType.QInt8,
-                # 7-bit weights: avoids the u8s8 VPMADDUBSW saturation on AVX2/AVX-512 CPUs without VNNI
-                # (onnxruntime's quantization docs); measured here +3.6 dB PSNR at the same speed.
-                reduce_range=True,
-                extra_options={"CalibTensorRangeSymmetric": False},
-            )
+            with contextlib.redirect_stdout(io.StringIO()):  # the histogram calibrator prints its progress
+                quantize_static(
+                    str(fp32_path),
+                    str(out),
+                    reader_type(calibration),
+                    quant_format=QuantFormat.QDQ,
+                    per_channel=per_channel,
+                    op_types_to_quantize=INT8_OPS,
+                    nodes_to_exclude=recipe.excluded(onnx.load(str(fp32_path))),
+                    activation_type=QuantType.QUInt8,
+                    weight_type=QuantType.QInt8,
+                    reduce_range=reduce_range,
+                    calibrate_method=method,
+                    extra_options=extra,
+                    calibration_cache_path=Path(cache_dir) / f"ranges-{recipe.calibrate}.json" if cache_dir else None,
+                )
         finally:
             root.setLevel(level)
         return onnx.load(str(out), load_external_data=True)
+
+
+@dataclass
+class Int8Trial:
+    recipe: Int8Recipe
+    psnr_db: float
+    float_convs: list[str]
+    model: onnx.ModelProto
+
+
+def choose_int8(
+    fp32_path: str | os.PathLike[str],
+    calibration: Sequence[np.ndarray],
+    psnr: Callable[[onnx.ModelProto], float],
+    min_psnr: float,
+    *,
+    recipes: Sequence[Int8Recipe] = INT8_RECIPES,
+    echo: Callable[[str], None] = lambda _msg: None,
+) -> tuple[Int8Trial, list[Int8Trial]]:
+    """Try ``recipes`` in order; return (the first reaching ``min_psnr`` or else the best one, all tried).
+
+    Recipes that would keep the same convolutions in float as an earlier one are skipped."""
+    fp32 = onnx.load(str(fp32_path))
+    tried: list[Int8Trial] = []
+    seen: set[tuple[tuple[str, ...], str]] = set()
+    with tempfile.TemporaryDirectory(prefix="cyclegan-calib-") as cache:
+        for recipe in recipes:
+            excluded = recipe.excluded(fp32)
+            key = (tuple(excluded), recipe.calibrate)
+            if key in seen:
+                continue
+            seen.add(key)
+            model = to_int8(fp32_path, calibration, recipe=recipe, cache_dir=cache)
+            trial = Int8Trial(recipe, psnr(model), excluded, model)
+            tried.append(trial)
+            echo(
+                f"  int8 recipe {recipe.name}: PSNR {trial.psnr_db:.1f} dB vs fp32 "
+                f"({len(excluded)} conv(s) kept in float)"
+            )
+            if trial.psnr_db >= min_psnr:
+                return trial, tried
+    return max(tried, key=lambda t: t.psnr_db), tried

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import torch
 from torch import nn
@@ -55,6 +56,11 @@ def parity_shapes(size_multiple: int, sizes: Sequence[tuple[int, int]] = DEFAULT
 def make_session(path: str | os.PathLike[str], threads: int | None = None) -> ort.InferenceSession:
     """An onnxruntime CPU session with the serving settings (:func:`cyclegan.contract.runtime.session_options`)."""
     return ort.InferenceSession(str(path), session_options(threads), providers=["CPUExecutionProvider"])
+
+
+def make_session_from(model: onnx.ModelProto, threads: int | None = None) -> ort.InferenceSession:
+    """:func:`make_session` for an in-memory model (checked before it is written anywhere)."""
+    return ort.InferenceSession(model.SerializeToString(), session_options(threads), providers=["CPUExecutionProvider"])
 
 
 def run_session(session: ort.InferenceSession, x: np.ndarray) -> np.ndarray:
@@ -127,3 +133,19 @@ def time_session(session: ort.InferenceSession, x: np.ndarray, repeats: int = 3,
         run_session(session, x)
         best = min(best, time.perf_counter() - start)
     return best * 1000.0
+
+
+def time_sessions(
+    sessions: Sequence[ort.InferenceSession], x: np.ndarray, repeats: int = 3, warmup: int = 1
+) -> list[float]:
+    """:func:`time_session` for several sessions, interleaved round-robin so background load hits all alike."""
+    for session in sessions:
+        for _ in range(warmup):
+            run_session(session, x)
+    best = [float("inf")] * len(sessions)
+    for _ in range(repeats):
+        for i, session in enumerate(sessions):
+            start = time.perf_counter()
+            run_session(session, x)
+            best[i] = min(best[i], time.perf_counter() - start)
+    return [b * 1000.0 for b in best]

@@ -128,6 +128,9 @@ async def run_application(application: Application, stop: asyncio.Event) -> None
             threads_per_worker=settings.threads_per_worker,
             queue_size=settings.queue_size,
         )
+        for style in style_bot.catalog:  # what the export measured (int8: PSNR vs fp32, speed, CPU, recipe)
+            if style.stylizer.card.measured:
+                log_event(logger, "model", style=style.key, measured=style.stylizer.card.measured)
         heartbeat = asyncio.create_task(_heartbeat(application, settings), name="heartbeat")
         sweeper = asyncio.create_task(_sweep_rate_limiter(style_bot.limiter), name="rate-limiter-sweep")
         try:

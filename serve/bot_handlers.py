@@ -264,8 +264,12 @@ class StyleBot:
         message = update.effective_message
         assert message is not None
         current = self._style_of(context)
+        notes = [
+            f"{style.title}: {style.stylizer.card.measured}" for style in self.catalog if style.stylizer.card.measured
+        ]
         await message.reply_text(
-            f"Current style: {current.title}. Pick one:", reply_markup=self._style_keyboard(current)
+            f"Current style: {current.title}. Pick one:" + "".join("\n· " + note for note in notes),
+            reply_markup=self._style_keyboard(current),
         )
 
     async def choose_style(self, update: Update, context: Context) -> None:

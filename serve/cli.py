@@ -299,6 +299,8 @@ def stylize(
         tile=tile,
         note=lambda message: tqdm.write(f"note: {message}", file=sys.stderr),
     )
+    if stylizer.card.measured and not quiet:  # e.g. int8: PSNR vs fp32 and speed, measured by the export
+        click.echo(f"model {stylizer.name}: {stylizer.card.measured}", err=True)
     failed = list(plan.problems)
     for problem in plan.problems:
         click.echo(f"failed: {problem}", err=True)

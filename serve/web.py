@@ -115,7 +115,7 @@ def describe(card: GeneratorCard, max_side: int | None) -> str:
     elif card.step:
         parts.append(f"trained {card.step:,} steps" + (" (EMA weights)" if card.ema else ""))
     if card.precision:
-        parts.append(card.precision)
+        parts.append(card.measured or card.precision)
     parts.append("full-size results" if max_side == 0 else f"results up to {max_side} px" if max_side else "")
     return " · ".join(p for p in parts if p)
 

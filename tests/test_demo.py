@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from cyclegan.demo import DemoPlan, run_demo
+from serve.stylizer import Stylizer
 
 
 @pytest.mark.slow
@@ -22,8 +23,11 @@ def test_demo_pipeline_end_to_end(tmp_path):
     # Training reached the requested step and wrote generator cards; export verified them.
     rows = [json.loads(line) for line in (plan.run / "metrics.jsonl").read_text().splitlines()]
     assert rows[-1]["step"] == plan.steps
-    onnx_models = sorted(plan.models.glob("*.onnx"))
+    onnx_models = sorted(m for m in plan.models.glob("*.onnx") if ".int8." not in m.name)
     assert len(onnx_models) == 2
+    for int8 in plan.models.glob("*.int8.onnx"):  # written only if it keeps the picture
+        card = Stylizer(int8).card
+        assert card.precision == "int8" and card.psnr_vs_fp32_db >= 30.0 and card.quant_recipe
     # Every held-out photo was stylized at its own size; the clip kept its frames.
     for source in sorted((plan.assets / "photos" / "test").glob("*.jpg")):
         outputs = list((plan.stylized / "photos").glob(source.stem + ".*"))

@@ -202,6 +202,8 @@ def test_run_folder_both_directions_with_int8_and_fp16(tmp_path: Path) -> None:
             "700",
             "--exporter",
             "torchscript",
+            "--int8-min-psnr",  # random weights: a noise amplifier (tests/test_export_int8.py: trained ones)
+            "0",
         ],
     )
     assert result.exit_code == 0, result.output

@@ -85,6 +85,14 @@ class GeneratorCard:
     stats_model: str | None = None
     tiles_model: str | None = None
     stats_size: int | None = None  # length of the statistics vector the two exchange
+    # Filled by export for reduced precisions (fp16/int8): measured against the same export's fp32 model on
+    # held-out images of the source domain, and its onnxruntime CPU speed; older cards lack them (None).
+    psnr_vs_fp32_db: float | None = None
+    speed_vs_fp32: float | None = None  # fp32 ms / this model's ms, at bench_side px on bench_cpu
+    bench_side: int | None = None
+    bench_cpu: str | None = None
+    quant_recipe: str | None = None  # int8: the recipe chosen (export.quantize.INT8_RECIPES)
+    float_nodes: tuple[str, ...] = ()  # int8: convolutions kept in float by the recipe
     format: str = FORMAT
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -148,7 +156,40 @@ class GeneratorCard:
                 raise CardError(f"card field {name} must be a plain .onnx file name, got {value!r}")
         if self.stats_size is not None and self.stats_size < 1:
             raise CardError(f"card field stats_size must be >= 1 or null, got {self.stats_size}")
+        self._validate_measured()
         return self
+
+    def _validate_measured(self) -> None:
+        if self.psnr_vs_fp32_db is not None and not (math.isfinite(self.psnr_vs_fp32_db) and self.psnr_vs_fp32_db >= 0):
+            raise CardError(
+                f"card field psnr_vs_fp32_db must be a finite number >= 0 or null, got {self.psnr_vs_fp32_db}"
+            )
+        if self.speed_vs_fp32 is not None and not (math.isfinite(self.speed_vs_fp32) and self.speed_vs_fp32 > 0):
+            raise CardError(f"card field speed_vs_fp32 must be a finite number > 0 or null, got {self.speed_vs_fp32}")
+        if self.bench_side is not None and self.bench_side < 1:
+            raise CardError(f"card field bench_side must be >= 1 or null, got {self.bench_side}")
+        for name in ("bench_cpu", "quant_recipe"):
+            value = getattr(self, name)
+            if value is not None and (len(value) > 200 or not value.isprintable()):
+                raise CardError(f"card field {name} must be printable text of at most 200 characters")
+        if len(self.float_nodes) > 10_000 or any(len(n) > 200 for n in self.float_nodes):
+            raise CardError("card field float_nodes must list at most 10000 node names of at most 200 characters")
+
+    @property
+    def measured(self) -> str:
+        """The export's measurements in words (empty for fp32 or an older card), e.g.
+        ``int8: PSNR 34.2 dB vs fp32, 2.31x fp32 speed at 512 px on AMD EPYC (recipe float-ends)``."""
+        if self.psnr_vs_fp32_db is None and self.speed_vs_fp32 is None:
+            return ""
+        parts = [f"{self.precision or 'model'}:"]
+        if self.psnr_vs_fp32_db is not None:
+            parts.append(f"PSNR {self.psnr_vs_fp32_db:.1f} dB vs fp32")
+        if self.speed_vs_fp32 is not None:
+            where = f" at {self.bench_side} px" if self.bench_side else ""
+            where += f" on {self.bench_cpu}" if self.bench_cpu else ""
+            parts.append(("," if len(parts) > 1 else "") + f" {self.speed_vs_fp32:.2f}x fp32 speed{where}")
+        text = " ".join(parts).replace(" ,", ",")
+        return text + (f" (recipe {self.quant_recipe})" if self.quant_recipe else "")
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
