@@ -77,6 +77,7 @@ VARIANTS: dict[str, list[str]] = {
         "loss.lambda_a=5",
         "loss.lambda_b=5",
     ],
+    "skip+ema+lr1e-3": ["model.upsample=resize", "model.global_skip=true", "train.ema_decay=0.995", "optim.lr=0.001"],
     "resize+skip+ema+diffaug": [
         "model.upsample=resize",
         "model.global_skip=true",

@@ -202,7 +202,6 @@ def run_policy(
     import tempfile
 
     from cyclegan.contract.runtime import available_cpus
-    from cyclegan.training import OPENMP_PASSIVE
     from cyclegan.training.setup import _cpu_threads, _num_workers
 
     def child(size: int, threads: int, workers: int, form: str, data: Path, n: int, w: int, wait: str = "") -> dict:
@@ -222,7 +221,8 @@ def run_policy(
     cpus = available_cpus()
     old_policy = (max(1, cpus - workers_now), workers_now, "")  # before issue 14: spinning OpenMP, CPUs - workers
     current = {
-        size: (_cpu_threads(1, workers_now, size), workers_now, "PASSIVE" if OPENMP_PASSIVE else "") for size in sizes
+        size: (_cpu_threads(1, workers_now), workers_now, os.environ.get("OMP_WAIT_POLICY", "").upper())
+        for size in sizes
     }
     print(
         f"CPU {_cpu_model()}; {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}; "

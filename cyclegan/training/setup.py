@@ -235,7 +235,7 @@ def _seed_and_threads(cfg: Config, accelerator: Accelerator, use_cuda: bool) -> 
     if use_cuda:
         torch.backends.cudnn.benchmark = not t.deterministic
     else:
-        torch.set_num_threads(_cpu_threads(accelerator.num_processes, workers, cfg.data.crop_size))
+        torch.set_num_threads(_cpu_threads(accelerator.num_processes, workers))
     return workers
 
 
@@ -254,26 +254,15 @@ def _num_workers(cfg: Config, num_processes: int) -> int:
     return default_num_workers(max(1, available_cpus() // num_processes))
 
 
-# Crops up to this side train with every CPU of the process computing (loader workers beside them); larger
-# ones leave the workers' CPUs to them. Measured with `benchmarks/train_step.py --policy` (README "Measured"):
-# 64 px, 2 threads + 1 worker 3.97x faster per step than 1 + 1; 256 px, 1 + 1 1.23x faster than 2 + 1.
-ALL_CPUS_MAX_CROP = 128
+def _cpu_threads(num_processes: int, workers: int) -> int:
+    """Intra-op threads per training process, capped by OMP_NUM_THREADS: the CPUs the loader workers leave.
 
-
-def _cpu_threads(num_processes: int, workers: int, crop_size: int = 0) -> int:
-    """Intra-op threads per training process, capped by OMP_NUM_THREADS.
-
-    With OpenMP's default waiting (threads spin at barriers), over-subscribing (threads + workers > cores)
-    makes the spinning threads starve the one that has work: on a 2-core machine 2 threads plus one loader
-    worker were 15-50x slower per step than one thread, so the loader workers' CPUs are left to them. With
-    passive waiting (``cyclegan.training`` sets ``OMP_WAIT_POLICY=PASSIVE`` before torch loads) the
-    threads sleep instead, and for small crops (<= ``ALL_CPUS_MAX_CROP``) every CPU of the process computes.
+    Measured on a 2-core AMD EPYC, idle, tiny_cpu at 64 px, 150 steps (two rounds each, one run): 1 thread +
+    1 worker 15.1-15.2 s; 2 threads + 1 worker with OMP_WAIT_POLICY=PASSIVE 32.1-33.5 s; with another training
+    job beside it, 16.5-16.8 s against 138-139 s. Over-subscribed threads wait on each other at every barrier.
     """
-    from cyclegan.training import OPENMP_PASSIVE
-
     cpus = max(1, available_cpus() // num_processes)
-    all_cpus = OPENMP_PASSIVE and 0 < crop_size <= ALL_CPUS_MAX_CROP
-    threads = cpus if all_cpus else max(1, cpus - workers)
+    threads = max(1, cpus - workers)
     omp = os.environ.get("OMP_NUM_THREADS", "")
     return min(threads, int(omp)) if omp.isdigit() and int(omp) > 0 else threads
 
