@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shutil
 import statistics
 import sys
 import tempfile
@@ -119,6 +120,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--side", type=int, default=1024, help="longer side of the uploaded photo")
     parser.add_argument("--screenshot", type=Path, default=None, help="write the page's screenshot here (PNG)")
+    parser.add_argument(
+        "--screenshot-model",
+        type=Path,
+        default=None,
+        help="an exported .onnx (e.g. the demo's) to show in the screenshot instead of the small test model",
+    )
     args = parser.parse_args()
 
     from browser import chrome, free_port, why_no_browser
@@ -135,18 +142,24 @@ def main() -> None:
         tmp = Path(tmp_name)
         models = tmp / "models"
         demo = demo_architecture_model(models)
-        make_test_model(models / "emboss.onnx", kind="conv", seed=1, target_domain="emboss", max_side=1024)
+        shown = models / "shown.onnx"
+        if args.screenshot_model:
+            shutil.copyfile(args.screenshot_model, shown)
+        else:
+            make_test_model(shown, kind="conv", seed=1, target_domain="emboss", max_side=1024)
         photo = test_photo(tmp / "coffee.jpg", args.side)
         size = Image.open(photo).size
         settings = WebSettings(models=(str(models),), port=free_port())
-        page = build_page(load_styles(settings), settings)
+        styles = load_styles(settings)
+        titles = {style.key: style.label for style in styles}
+        page = build_page(styles, settings)
         launch(page, settings, block=False)
         driver = chrome(tmp / "profile", width=1280, height=900)
         try:
             url = f"http://127.0.0.1:{settings.port}/"
-            runs = time_runs(driver, url, photo, "photo → cartoon", args.runs)
+            runs = time_runs(driver, url, photo, titles[demo.stem], args.runs)
             if args.screenshot:
-                time_runs(driver, url, photo, "photo → emboss", 1)
+                time_runs(driver, url, photo, titles[shown.stem], 1)
                 time.sleep(0.5)  # let the result fade in
                 args.screenshot.parent.mkdir(parents=True, exist_ok=True)
                 driver.save_screenshot(str(args.screenshot))

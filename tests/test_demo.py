@@ -7,6 +7,7 @@ import json
 import pytest
 from PIL import Image
 
+from cyclegan.contract.tiles import is_companion
 from cyclegan.demo import DemoPlan, run_demo
 from serve.stylizer import Stylizer
 
@@ -23,8 +24,9 @@ def test_demo_pipeline_end_to_end(tmp_path):
     # Training reached the requested step and wrote generator cards; export verified them.
     rows = [json.loads(line) for line in (plan.run / "metrics.jsonl").read_text().splitlines()]
     assert rows[-1]["step"] == plan.steps
-    onnx_models = sorted(m for m in plan.models.glob("*.onnx") if ".int8." not in m.name)
+    onnx_models = sorted(m for m in plan.models.glob("*.onnx") if ".int8." not in m.name and not is_companion(m))
     assert len(onnx_models) == 2
+    assert all(Stylizer(m).companions for m in onnx_models)  # seam-free tiles graphs next to each model
     for int8 in plan.models.glob("*.int8.onnx"):  # written only if it keeps the picture
         card = Stylizer(int8).card
         assert card.precision == "int8" and card.psnr_vs_fp32_db >= 30.0 and card.quant_recipe
