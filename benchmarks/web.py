@@ -10,9 +10,8 @@ afresh, uploads a photo whose longer side is ``--side`` px, clicks Stylize and w
 * result: click until the stylized image is in the page (inference, PNG encoding, transfer, display);
 * first result: navigation until the stylized image shows -- what a visitor waits.
 
-``--screenshot docs/web.png`` also writes the page as a visitor sees it, with a small test model on a
-public-domain photo: a seeded 3x3 convolution from tests/onnx_models.py standing in for a trained style (its
-card, like every test model's, is a test card naming a ResNet).
+``--screenshot docs/web.png`` also writes the page as a visitor sees it on a public-domain photo, with the model
+``--screenshot-model`` names (e.g. the demo's) or else a seeded 3x3 convolution from tests/onnx_models.py.
 
     python benchmarks/web.py --runs 3                         # ~1 min on 2 cores, needs the `web` extra
     python benchmarks/web.py --runs 1 --screenshot docs/web.png
@@ -142,7 +141,7 @@ def main() -> None:
         tmp = Path(tmp_name)
         models = tmp / "models"
         demo = demo_architecture_model(models)
-        shown = models / "shown.onnx"
+        shown = models / ("demo.onnx" if args.screenshot_model else "emboss.onnx")
         if args.screenshot_model:
             shutil.copyfile(args.screenshot_model, shown)
         else:
