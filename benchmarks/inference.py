@@ -52,6 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from cyclegan.contract import pixels  # noqa: E402
 from cyclegan.contract.card import GeneratorCard  # noqa: E402
 from cyclegan.contract.images import list_images, open_image  # noqa: E402
+from cyclegan.contract.runtime import cpu_model  # noqa: E402
 from cyclegan.models import init_weights, make_generator  # noqa: E402
 from export import onnx_export, quantize, verify  # noqa: E402
 
@@ -284,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     photos = list_images(args.eval_dir) if args.eval_dir else []
     print(f"{card.architecture}, weights: {what}", flush=True)
     print(
-        f"machine: {quantize.cpu_model()} (VNNI: {quantize.cpu_has_vnni()}), {os.cpu_count()} CPUs, "
+        f"machine: {cpu_model()} (VNNI: {quantize.cpu_has_vnni()}), {os.cpu_count()} CPUs, "
         f"{args.threads} threads; "
         f"torch {torch.__version__}, onnxruntime {verify.ort.__version__}; OMP_WAIT_POLICY "
         f"{os.environ.get('OMP_WAIT_POLICY')}; load average {os.getloadavg()[0]:.1f}"

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from cyclegan.contract.images import open_image, save_image, to_rgb  # noqa: E402
+from cyclegan.contract.runtime import cpu_model  # noqa: E402
 from cyclegan.demo_assets import photo_crops, shipped_photo  # noqa: E402
 from cyclegan.evaluation.scores import checkerboard_score, mae, psnr  # noqa: E402
 
@@ -185,16 +185,6 @@ def baseline(data: Path) -> dict[str, float]:
         truth = np.asarray(to_rgb(open_image(data / "truth" / photo_path.name)))
         rows.append((mae(photo, truth), psnr(photo, truth), checkerboard_score(truth, photo)))
     return dict(zip(("mae", "psnr", "checkerboard"), np.mean(rows, axis=0).tolist()))
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def main() -> None:

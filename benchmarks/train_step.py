@@ -201,7 +201,7 @@ def run_policy(
     import os
     import tempfile
 
-    from cyclegan.contract.runtime import available_cpus
+    from cyclegan.contract.runtime import available_cpus, cpu_model
     from cyclegan.training.setup import _cpu_threads, _num_workers
 
     def child(size: int, threads: int, workers: int, form: str, data: Path, n: int, w: int, wait: str = "") -> dict:
@@ -225,7 +225,7 @@ def run_policy(
         for size in sizes
     }
     print(
-        f"CPU {_cpu_model()}; {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}; "
+        f"CPU {cpu_model()}; {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}; "
         f"old policy: {old_policy[0]} thread(s), {old_policy[1]} worker(s), OpenMP default wait; the trainer's "
         "policy now: "
         + "; ".join(
@@ -301,16 +301,6 @@ def run_policy(
                     f"{size:>5} {threads:>7} {workers:>7} {form:<14} {r['s_per_it'] * 1000:>8.1f} "
                     f"{results['eager']['s_per_it'] / r['s_per_it']:>13.2f}x vs eager{extra}"
                 )
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def run_child(size: int, mode: str, iters: int, warmup: int, threads: int) -> dict:

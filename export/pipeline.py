@@ -15,7 +15,7 @@ import numpy as np
 import onnx
 from torch import nn
 
-from cyclegan.contract import files
+from cyclegan.contract import files, runtime
 from cyclegan.contract.card import DIRECTIONS, PRECISIONS, GeneratorCard
 from cyclegan.contract.files import ensure_writable_dir
 from cyclegan.contract.sizes import round_up
@@ -322,7 +322,7 @@ def _measured_card(card: GeneratorCard, variant: VariantReport) -> GeneratorCard
         else None,
         speed_vs_fp32=round(speed, 3) if speed else None,
         bench_side=variant.bench_side if speed else None,
-        bench_cpu=quantize.cpu_model() if speed else None,
+        bench_cpu=runtime.cpu_model() if speed else None,
         quant_recipe=variant.recipe,
         float_nodes=tuple(variant.float_convs),
     )

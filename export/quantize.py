@@ -96,19 +96,6 @@ def cpu_has_vnni() -> bool:
     return any(flag in flags.split() for flag in ("avx512_vnni", "avx_vnni"))
 
 
-def cpu_model() -> str:
-    """The CPU's model name (``lscpu``'s), or the platform's machine type."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
-            if line.startswith("model name"):
-                return " ".join(line.split(":", 1)[1].split())[:120]
-    except OSError:
-        pass
-    import platform
-
-    return (platform.processor() or platform.machine() or "unknown")[:120]
-
-
 class CalibrationError(ToolkitError, ValueError):
     """No usable calibration images; the message says what to pass."""
 

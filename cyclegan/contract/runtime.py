@@ -6,6 +6,8 @@ onnxruntime is imported only by :func:`session_options`, so this module loads in
 from __future__ import annotations
 
 import os
+import platform
+from pathlib import Path
 from typing import Any
 
 INPUT_NAME = "input"  # float NCHW, dims [batch, channels, height, width] dynamic
@@ -33,3 +35,14 @@ def session_options(threads: int | None = None) -> Any:
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3  # errors only; failed runs raise anyway
     return options
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``lscpu``'s), or the platform's machine type: written next to every measured figure."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
+            if line.startswith("model name"):
+                return " ".join(line.split(":", 1)[1].split())[:120]
+    except OSError:
+        pass
+    return (platform.processor() or platform.machine() or "unknown")[:120]
