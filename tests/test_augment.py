@@ -63,6 +63,7 @@ def _short_run(data: Path, out: Path, warmup: int):
             "data.crop_size=32",
             "data.num_workers=0",
             "train.log_with=none",
+            "train.mixed_precision=no",  # Accelerate's state is per process: in-process runs in one pytest must agree
             "train.max_steps=8",
             f"train.identity_warmup_steps={warmup}",
             "train.diffaugment=color,translation,cutout",

@@ -25,6 +25,7 @@ from safetensors.torch import save_file
 from test_export import save_test_generator
 
 from cyclegan.contract.card import CardError, GeneratorCard
+from cyclegan.contract.tiles import is_companion
 from cyclegan.generator_io import read_card
 from export.cli import export as export_command
 from export.pipeline import ExportError, _move_into_place
@@ -41,6 +42,11 @@ def md5(path: Path) -> str:
     return hashlib.md5(path.read_bytes()).hexdigest()
 
 
+def models_in(folder: Path) -> list[str]:
+    """The model files of an export folder, without the seam-free tiles companions written next to them."""
+    return sorted(p.name for p in folder.iterdir() if not is_companion(p))
+
+
 def make_run(folder: Path, seed: int) -> Path:
     """A run folder with both generators, named by its preset like every run of it ("export test")."""
     for direction in ("A2B", "B2A"):
@@ -53,8 +59,8 @@ def test_two_runs_of_one_preset_never_overwrite_each_other(tmp_path: Path) -> No
     first, second = make_run(tmp_path / "run1", seed=1), make_run(tmp_path / "run2", seed=2)
     models = tmp_path / "models"
     assert run(first, "--out", models).exit_code == 0
-    exported = {p.name: md5(p) for p in models.iterdir()}
-    assert sorted(exported) == ["export-test_A2B.onnx", "export-test_B2A.onnx"]
+    exported = {p.name: md5(p) for p in models.iterdir()}  # models and their companions
+    assert models_in(models) == ["export-test_A2B.onnx", "export-test_B2A.onnx"]
 
     result = run(second, "--out", models)
     assert result.exit_code == 2, result.output
@@ -64,7 +70,8 @@ def test_two_runs_of_one_preset_never_overwrite_each_other(tmp_path: Path) -> No
 
     named = run(second, "--out", models, "--name", "run2")
     assert named.exit_code == 0, named.output
-    assert sorted(p.name for p in models.iterdir()) == sorted([*exported, "run2_A2B.onnx", "run2_B2A.onnx"])
+    assert models_in(models) == ["export-test_A2B.onnx", "export-test_B2A.onnx", "run2_A2B.onnx", "run2_B2A.onnx"]
+    assert all(md5(models / name) == digest for name, digest in exported.items())
     replaced = run(second, "--out", models, "--overwrite")
     assert replaced.exit_code == 0, replaced.output
     assert md5(models / "export-test_A2B.onnx") != exported["export-test_A2B.onnx"]
@@ -87,7 +94,7 @@ def test_names_in_any_script_stay_distinct_and_inside_out(tmp_path: Path) -> Non
     models = tmp_path / "models"
     for name in ("мультик", "../../escape", "写真"):
         assert run(source, "--out", models, "--name", name).exit_code == 0
-    assert sorted(p.name for p in models.iterdir()) == sorted(["мультик_A2B.onnx", "escape_A2B.onnx", "写真_A2B.onnx"])
+    assert models_in(models) == sorted(["мультик_A2B.onnx", "escape_A2B.onnx", "写真_A2B.onnx"])
     assert not (tmp_path / "escape_A2B.onnx").exists()
 
 
@@ -127,7 +134,11 @@ def test_kill_during_export_leaves_a_temporary_that_the_next_export_removes(tmp_
     result = run(source, "--out", models)
     assert result.exit_code == 0, result.output
     assert "removed 1 temporary file(s)" in result.output
-    assert [p.name for p in models.iterdir()] == ["export-test_A2B.onnx"]
+    assert sorted(p.name for p in models.iterdir()) == [
+        "export-test_A2B.onnx",
+        "export-test_A2B.stats.onnx",
+        "export-test_A2B.tiles.onnx",
+    ]
 
 
 def test_a_live_exports_temporary_file_is_left_alone(tmp_path: Path) -> None:
