@@ -78,6 +78,15 @@ VARIANTS: dict[str, list[str]] = {
         "loss.lambda_b=5",
     ],
     "skip+ema+lr1e-3": ["model.upsample=resize", "model.global_skip=true", "train.ema_decay=0.995", "optim.lr=0.001"],
+    "recipe+D2": [*RECIPE, "model.discriminator=n_layers", "model.n_layers_d=2"],
+    "skip+ema+lr1e-3+D2": [
+        "model.upsample=resize",
+        "model.global_skip=true",
+        "train.ema_decay=0.995",
+        "optim.lr=0.001",
+        "model.discriminator=n_layers",
+        "model.n_layers_d=2",
+    ],
     "resize+skip+ema+diffaug": [
         "model.upsample=resize",
         "model.global_skip=true",
