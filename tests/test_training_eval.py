@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from faults import leftovers, tmpfs
 from synthetic import make_permuted_dataset
 from test_eval import ColourFeatures
+from test_training import TINY as TRAINING_TINY
 
 from cyclegan.config import load_config
 from cyclegan.evaluation.cli import eval_command
@@ -24,15 +25,7 @@ from cyclegan.training.trainer import train
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = [
-    "model.generator=resnet_6blocks",
-    "model.ngf=8",
-    "model.ndf=8",
-    "data.load_size=32",
-    "data.crop_size=32",
-    "data.num_workers=0",
-    "data.test_images=2",
-    "train.log_with=none",
-    "train.log_every=1",
+    *TRAINING_TINY,
     "train.mixed_precision=no",  # Accelerate's state is per process: in-process runs in one pytest must agree
 ]
 
