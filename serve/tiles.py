@@ -9,7 +9,7 @@ Here they run:
   accumulator, not by the network's activations on the whole picture.
 * :func:`picture_stats` runs the stats companion on a copy of the picture downscaled to ``stats_side``.
 * :class:`StatsSmoother` shares statistics across the frames of a video shot: a running average, reset when a
-  cheap histogram test sees a scene cut.
+  cheap histogram test (:class:`serve.temporal.CutDetector`) sees a scene cut.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from cyclegan.contract.tiles import (
     weights,
     windows,
 )
+from serve.temporal import CUT_THRESHOLD, CutDetector
 
 __all__ = ["Companions", "StatsSmoother", "Tiler", "load_companions", "picture_stats"]
 
@@ -164,47 +165,37 @@ class Tiler:
 
 class StatsSmoother:
     """Statistics shared across the frames of a shot: an exponential running average of each frame's
-    statistics (``decay`` of the history per frame), restarted at scene cuts.
+    statistics (``decay`` of the history per frame), restarted at scene cuts
+    (:class:`serve.temporal.CutDetector` with ``cut_threshold``).
 
-    A cut: the L1 distance between the colour histograms (16 bins per channel, of a 64-px-wide thumbnail) of
-    consecutive frames, each normalised to sum 1 per channel, averaged over channels, above ``cut_threshold``
-    (0 = identical, 2 = disjoint).
+    Video stable mode does not use it (it removed only 12-20% of the flicker for about 40% more time, see
+    ``benchmarks/large.py``, which keeps it as a comparison); it stays for callers that want one look per shot.
     """
 
-    def __init__(self, decay: float = 0.9, cut_threshold: float = 0.5, every: int = 1) -> None:
+    def __init__(self, decay: float = 0.9, cut_threshold: float = CUT_THRESHOLD, every: int = 1) -> None:
         if not 0.0 <= decay < 1.0:
             raise ValueError(f"decay must be in [0, 1), got {decay}")
         if every < 1:
             raise ValueError(f"every must be >= 1, got {every}")
         self.decay = decay
-        self.cut_threshold = cut_threshold
         self.every = every  # a frame's own statistics are computed for every `every`-th frame of a shot
         self.mean: np.ndarray | None = None
-        self._histogram: np.ndarray | None = None
+        self._cut = CutDetector(cut_threshold)
         self._since = 0
-        self.cuts = 0  # scene cuts seen (the first frame is not one)
         self.computed = 0  # frames whose own statistics were computed
 
-    @staticmethod
-    def histogram(frame: np.ndarray) -> np.ndarray:
-        h, w = frame.shape[:2]
-        step = max(1, w // 64)
-        thumb = frame[::step, ::step].reshape(-1, frame.shape[2] if frame.ndim == 3 else 1)
-        hist = np.stack([np.bincount(thumb[:, c] >> 4, minlength=16) for c in range(thumb.shape[1])])
-        return hist / max(1, thumb.shape[0])
+    @property
+    def cuts(self) -> int:
+        """Scene cuts seen (the first frame is not one)."""
+        return self._cut.cuts
 
     def is_cut(self, frame: np.ndarray) -> bool:
         """Does ``frame`` start a new shot (compared with the previous frame)? Remembers ``frame``."""
-        hist = self.histogram(frame)
-        previous, self._histogram = self._histogram, hist
-        if previous is None:
-            return False
-        return float(np.abs(hist - previous).sum(axis=1).mean()) > self.cut_threshold
+        return self._cut(frame)
 
     def update(self, frame: np.ndarray, stats: np.ndarray) -> np.ndarray:
         """The statistics to stylize ``frame`` with, given its own ``stats``."""
         if self.is_cut(frame):
-            self.cuts += 1
             self.mean = None
         if self.mean is None:
             self.mean = np.array(stats, dtype=np.float64)
@@ -216,7 +207,6 @@ class StatsSmoother:
         """Like :meth:`update`, computing ``compute(frame)`` only at the start of a shot and every ``every``
         frames (statistics drift slowly within a shot; a cut is caught on every frame)."""
         if self.is_cut(frame):
-            self.cuts += 1
             self.mean = None
         if self.mean is None or self._since + 1 >= self.every:
             stats = compute(frame)
@@ -231,4 +221,5 @@ class StatsSmoother:
         return self.mean.astype(np.float32)
 
     def reset(self) -> None:
-        self.mean, self._histogram = None, None
+        self.mean = None
+        self._cut.reset()
