@@ -3,10 +3,12 @@
 The rules (which generators tile, companion files, window geometry) are in :mod:`cyclegan.contract.tiles`.
 Here they run:
 
-* :class:`Tiler` cuts a padded picture into overlapping windows, runs each (the tiles companion with the
-  picture's statistics for InstanceNorm models, the plain model for BatchNorm/norm-free ones), and blends the
-  windows with linear ramps into one float accumulator; memory is bounded by the tile size plus that
-  accumulator, not by the network's activations on the whole picture.
+* :class:`Tiler` cuts a picture into overlapping windows (padded through index maps: the padded picture is
+  never built), runs each (the tiles companion with the picture's statistics for InstanceNorm models, the
+  plain model for BatchNorm/norm-free ones), and blends the windows with linear ramps into a float strip per
+  row of windows, whose rows go into the uint8 output as soon as no later window reaches them (only the
+  overlap with the next row of windows is kept); memory is bounded by the tile size plus one strip, not by
+  the network's activations on the whole picture.
 * :func:`picture_stats` runs the stats companion on a copy of the picture downscaled to ``stats_side``.
 * :class:`StatsSmoother` shares statistics across the frames of a video shot: a running average, reset when a
   cheap histogram test (:class:`serve.temporal.CutDetector`) sees a scene cut.
@@ -24,7 +26,7 @@ from PIL import Image
 
 from cyclegan.contract import pixels, sizes
 from cyclegan.contract.card import GeneratorCard
-from cyclegan.contract.runtime import INPUT_NAME, OUTPUT_NAME
+from cyclegan.contract.runtime import INPUT_NAME, OUTPUT_NAME, release_freed_memory
 from cyclegan.contract.tiles import (
     DEFAULT_STATS_SIDE,
     STATS_NAME,
@@ -38,7 +40,7 @@ from serve.temporal import CUT_THRESHOLD, CutDetector
 
 __all__ = ["Companions", "StatsSmoother", "Tiler", "load_companions", "picture_stats"]
 
-_FINISH_ROWS = 256  # the accumulator is turned into uint8 this many rows at a time (bounded temporaries)
+_FINISH_ROWS = 64  # the accumulator is turned into uint8 this many rows at a time (bounded temporaries)
 
 
 @dataclass
@@ -73,6 +75,7 @@ def load_companions(model: Path, card: GeneratorCard, make_session: Any) -> Comp
     # holding its peak for good (24 MP with ResNet-9: 1.5 GB instead of 2.1 GB or more; the time barely changes
     # for ResNet-9, small models lose more to fresh allocations).
     stats, tiles = make_session(paths[0], arena=False), make_session(paths[1], arena=False)
+    release_freed_memory()  # what loading them needed and freed (about 80 MB each for ResNet-9)
     return Companions(stats=stats, tiles=tiles, stats_size=int(card.stats_size or 0))
 
 
@@ -115,9 +118,11 @@ class Tiler:
         card = self.card
         h, w = image.shape[:2]
         channels = image.shape[2] if image.ndim == 3 else 1
-        nchw = image.reshape(h, w, channels).transpose(2, 0, 1)
-        padded, (top, left) = sizes.pad_centred(nchw, card.size_multiple, card.min_side)  # uint8: small
-        big_h, big_w = padded.shape[1:]
+        hwc = image.reshape(h, w, channels)
+        # The padded picture is never built: each window takes its rows and columns through these indices.
+        row_index, top = sizes.padded_index(h, card.size_multiple, card.min_side)
+        col_index, left = sizes.padded_index(w, card.size_multiple, card.min_side)
+        big_h, big_w = len(row_index), len(col_index)
         rows, cols = windows(big_h, self.geometry), windows(big_w, self.geometry)
         row_w, col_w = weights(rows, big_h, self.geometry), weights(cols, big_w, self.geometry)
         out = np.empty((h, w, card.output_nc), dtype=np.uint8)
@@ -133,8 +138,8 @@ class Tiler:
                     ix0, ix1 = max(x0, left), min(x1, left + w)
                     if ix0 >= ix1:
                         continue
-                    tile = padded[None, :, y0:y1, x0:x1].transpose(0, 2, 3, 1)
-                    x = pixels.to_model(np.ascontiguousarray(tile), card.mean, card.std)
+                    tile = hwc[np.ix_(row_index[y0:y1], col_index[x0:x1])]  # [th, tw, C], padded where needed
+                    x = pixels.to_model(tile[None], card.mean, card.std)
                     feeds = {INPUT_NAME: x.astype(self.dtype, copy=False)}
                     if self.with_stats:
                         feeds[STATS_NAME] = np.asarray(stats, dtype=np.float32)
@@ -159,7 +164,12 @@ class Tiler:
                 if a < b:
                     rows[:, a - r : b - r] += strip[:, a - first : b - first]
             out[r:r1] = pixels.from_model(rows[None], self.card.mean, self.card.std)[0]
-        pending[:] = [(first, strip) for first, strip in pending if first + strip.shape[1] > stop]
+        # Keep only the rows still to be summed (a copy, so the rest of the strip is freed now).
+        pending[:] = [
+            (max(first, stop), strip[:, max(0, stop - first) :].copy())
+            for first, strip in pending
+            if first + strip.shape[1] > stop
+        ]
         return stop
 
 
