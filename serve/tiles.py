@@ -72,8 +72,9 @@ def load_companions(model: Path, card: GeneratorCard, make_session: Any) -> Comp
     if absent:
         return Companions(missing=f"{', '.join(absent)} (listed by {model.name}) not found next to it")
     # Without onnxruntime's memory arena: each pass gives its activations back after each run instead of
-    # holding its peak for good (24 MP with ResNet-9: 1.5 GB instead of 2.1 GB or more; the time barely changes
-    # for ResNet-9, small models lose more to fresh allocations).
+    # holding its peak for good. Measured with ResNet-9 at 2048 px: an arena (even one shared by both sessions,
+    # grown only as requested) saves ~17% of the time but raises the peak from 1.27 GB to 2.1 GB (1.7 GB when
+    # shrunk after the statistics pass), which would break the 1.5 GB bound at 24 MP.
     stats, tiles = make_session(paths[0], arena=False), make_session(paths[1], arena=False)
     release_freed_memory()  # what loading them needed and freed (about 80 MB each for ResNet-9)
     return Companions(stats=stats, tiles=tiles, stats_size=int(card.stats_size or 0))
@@ -178,7 +179,7 @@ class StatsSmoother:
     statistics (``decay`` of the history per frame), restarted at scene cuts
     (:class:`serve.temporal.CutDetector` with ``cut_threshold``).
 
-    Video stable mode does not use it (it removed only 12-20% of the flicker for about 40% more time, see
+    Video stable mode does not use it (it removed only 3-20% of the flicker for about 40% more time, see
     ``benchmarks/large.py``, which keeps it as a comparison); it stays for callers that want one look per shot.
     """
 
