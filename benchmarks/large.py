@@ -3,6 +3,7 @@
     python benchmarks/large.py                        # everything (trains the demo model first if needed)
     python benchmarks/large.py --demo-model demo_out/models/tiny_cpu_A2B.onnx --r9-model models/r9_A2B.onnx
     python benchmarks/large.py --skip-24mp            # the 2048 px and video tables only
+    python benchmarks/large.py --only 24mp --variants seamfree   # one table, one variant
 
 Tables (each figure measured in this run; variants interleaved, each in its own process for peak RSS):
 
@@ -14,7 +15,8 @@ Tables (each figure measured in this run; variants interleaved, each in its own 
 2. 2048x2048: the same three, plus PSNR against whole-image inference, for ResNet-9 (time, memory) and the
    trained demo model (PSNR and seam score mean something only with trained weights).
 3. Flicker on a generated clip (static camera: a photo with sensor noise, a moving disc):
-   flicker = mean|S(t) - S(t-1)| / mean|I(t) - I(t-1)|, and per-frame PSNR of stable against frame-by-frame.
+   flicker = mean|S(t) - S(t-1)| / mean|I(t) - I(t-1)|, and per-frame PSNR against frame-by-frame, for
+   frame by frame, the temporal stabiliser (``--stable``), shared statistics, and both.
 
 Seam score: mean |horizontal gradient| on the columns where neighbouring windows meet (the middle of their
 overlap; rows likewise with the vertical gradient) divided by the mean on the columns (rows) 2-8 px beside
@@ -41,6 +43,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from cyclegan.contract.runtime import cpu_model  # noqa: E402
 from cyclegan.contract.tiles import DEFAULT_STATS_SIDE, DEFAULT_TILE, TileGeometry, geometry, windows  # noqa: E402
 
 
@@ -213,9 +216,21 @@ def flicker(styled: list[np.ndarray], inputs: list[np.ndarray], cuts: set[int]) 
     return float(np.mean(num) / np.mean(den))
 
 
+def flicker_row(
+    name: str, styled: list, frames: list, plain: list, cut: int, base: float, cuts: int, seconds: float
+) -> str:
+    value = flicker(styled, frames, {cut})
+    scores = [psnr(a, b) for a, b in zip(styled, plain)]
+    mean, low = np.mean(scores), np.min(scores)
+    return f"| {name} | {value:.3f} | {value / base:.2f}x | {mean:.1f} / {low:.1f} | {cuts} | {seconds:.3f} |"
+
+
 def video_table(model: Path, settings: list[tuple[float, int, int | None]]) -> None:
-    """settings: (decay, every, stats side or None for the frame's own size)."""
+    """Frame by frame; shared statistics (settings: (decay, every, stats side or None for the frame's own
+    size)), the baseline of the earlier stable mode; the temporal stabiliser (``--stable``), alone and on top
+    of shared statistics. Every row of a clip from the same run, frame by frame first."""
     from serve.stylizer import Stylizer
+    from serve.temporal import TemporalStabiliser
     from serve.tiles import StatsSmoother
 
     stylizer = Stylizer(model, note=lambda _m: None)
@@ -232,6 +247,17 @@ def video_table(model: Path, settings: list[tuple[float, int, int | None]]) -> N
         print("| mode | flicker | vs frame by frame | PSNR vs frame by frame, mean / min (dB) | cuts | s/frame |")
         print("| --- | --- | --- | --- | --- | --- |")
         print(f"| frame by frame | {base:.3f} | 1.00x | - | - | {plain_s:.3f} |")
+
+        def row(
+            name: str, styled: list[np.ndarray], cuts: int, seconds: float, ref: tuple = (frames, plain, cut, base)
+        ) -> None:
+            print(flicker_row(name, styled, *ref, cuts, seconds))
+
+        stabiliser = TemporalStabiliser()
+        started = time.perf_counter()
+        stable = [stabiliser(f, s) for f, s in zip(frames, plain)]
+        extra = (time.perf_counter() - started) / len(frames)
+        row("`--stable`: temporal stabiliser", stable, stabiliser.cuts, plain_s + extra)
         for decay, every, side in settings:
             smoother = StatsSmoother(decay=decay, every=every)
             started = time.perf_counter()
@@ -240,15 +266,14 @@ def video_table(model: Path, settings: list[tuple[float, int, int | None]]) -> N
             def stats_of(frame: np.ndarray, stats_side: int = stats_side) -> np.ndarray:
                 return stylizer.picture_stats(frame, stats_side)
 
-            styled = [stylizer.run_with_stats(f, smoother.stats_for(f, stats_of)) for f in frames]
+            shared = [stylizer.run_with_stats(f, smoother.stats_for(f, stats_of)) for f in frames]
             seconds = (time.perf_counter() - started) / len(frames)
-            value = flicker(styled, frames, {cut})
-            scores = [psnr(a, b) for a, b in zip(styled, plain)]
-            print(
-                f"| stable, decay {decay}, stats every {every} frames at {side or 'full'} px | {value:.3f} | "
-                f"{value / base:.2f}x | {np.mean(scores):.1f} / {np.min(scores):.1f} | {smoother.cuts} | "
-                f"{seconds:.3f} |"
-            )
+            name = f"shared statistics, decay {decay}, every {every} frames at {side or 'full'} px"
+            row(name, shared, smoother.cuts, seconds)
+            stabiliser = TemporalStabiliser()
+            started = time.perf_counter()
+            both = [stabiliser(f, s) for f, s in zip(frames, shared)]
+            row(name + " + stabiliser", both, stabiliser.cuts, seconds + (time.perf_counter() - started) / len(frames))
 
 
 # ----------------------------------------------------------------------------------------------- models
@@ -292,22 +317,25 @@ def main() -> None:
     parser.add_argument("--skip-24mp", action="store_true")
     parser.add_argument("--only", choices=["24mp", "2048", "video"], help="one table only")
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument(
+        "--variants", default="whole,naive,seamfree", help="photo variants to run (24 MP: whole never fits)"
+    )
     args = parser.parse_args()
     if args.worker:
         worker(args)
         return
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
-    print(f"CPU: {cpu} ({os.cpu_count()} cores), {platform.python_version()}, load average {os.getloadavg()}")
+    print(f"CPU: {cpu_model()} ({os.cpu_count()} cores), {platform.python_version()}, load average {os.getloadavg()}")
     args.work.mkdir(parents=True, exist_ok=True)
     r9 = args.r9_model or r9_model(args.work)
     demo = args.demo_model or demo_model(args.work)
+    variants = args.variants.split(",")
     if args.only in (None, "2048"):
         for model in (demo, r9):
-            photo_table(model, "2048x2048", args.tile, args.stats_side, ["whole", "naive", "seamfree"], args.repeats)
+            photo_table(model, "2048x2048", args.tile, args.stats_side, variants, args.repeats)
     if args.only in (None, "video"):
-        video_table(demo, [(0.9, 1, None), (0.9, 4, None), (0.95, 4, None), (0.9, 4, 320)])
+        video_table(demo, [(0.9, 4, None)])
     if args.only in (None, "24mp") and not args.skip_24mp:
-        photo_table(r9, "6000x4000", args.tile, args.stats_side, ["naive", "seamfree"], 1)
+        photo_table(r9, "6000x4000", args.tile, args.stats_side, [v for v in variants if v != "whole"], 1)
     print(f"load average at the end {os.getloadavg()}")
 
 

@@ -226,7 +226,8 @@ def cli() -> None:
     "--stable/--no-stable",
     default=DEFAULT_STABLE,
     show_default=True,
-    help="Videos: share normalisation statistics across the frames of a shot (reset at scene cuts): less flicker.",
+    help="Videos: keep the previous stylized frame where the input did not change (within a few levels of the new "
+    "one; reset at scene cuts): less flicker. --no-stable stylizes every frame on its own.",
 )
 @click.option(
     "--threads",

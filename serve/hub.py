@@ -6,8 +6,9 @@ page's ``--models``). A *model source* is one of:
 * ``path/to/model.onnx`` -- one exported model;
 * ``path/to/folder`` -- every ``*.onnx`` file in it, in name order;
 * ``hf://user/name/file.onnx`` (``hf://user/name@revision/file.onnx``) -- one file of a model repository
-  on the Hub, downloaded once into the Hub cache by :func:`huggingface_hub.hf_hub_download`; later runs use
-  the cached copy, also offline (``HF_HUB_OFFLINE=1``);
+  on the Hub, downloaded once into the Hub cache by :func:`huggingface_hub.hf_hub_download`, with its
+  seam-free tiles companions (``file.stats.onnx``, ``file.tiles.onnx``) where the repository has them; later
+  runs use the cached copies, also offline (``HF_HUB_OFFLINE=1``);
 * ``hf://user/name`` -- every ``*.onnx`` file at the top of that repository
   (:func:`huggingface_hub.snapshot_download`, cached the same way).
 
@@ -25,7 +26,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from cyclegan.contract.errors import ToolkitError
-from cyclegan.contract.tiles import is_companion
+from cyclegan.contract.tiles import companion_names, is_companion
 
 HF_PREFIX = "hf://"
 MODEL_SUFFIX = ".onnx"
@@ -139,7 +140,24 @@ def _parse(source: str):
 def _download(source: str, ref) -> Path:
     hub = _hub()
     with _hub_errors(source, ref.revision):
-        return Path(hub.hf_hub_download(ref.id, ref.path_in_repo, revision=ref.revision))
+        path = Path(hub.hf_hub_download(ref.id, ref.path_in_repo, revision=ref.revision))
+    _download_companions(source, ref)
+    return path
+
+
+def _download_companions(source: str, ref) -> None:
+    """The model's seam-free tiles companions (``NAME.stats.onnx``, ``NAME.tiles.onnx``), into the same cache
+    folder, where the repository has them. A repository without them is no error: the model still serves and
+    large pictures are downscaled, with a note. Offline, a companion not in the cache is skipped likewise."""
+    hub = _hub()
+    folder, _, name = ref.path_in_repo.rpartition("/")
+    for companion in companion_names(name):
+        path_in_repo = f"{folder}/{companion}" if folder else companion
+        try:
+            with _hub_errors(source, ref.revision):
+                hub.hf_hub_download(ref.id, path_in_repo, revision=ref.revision)
+        except ModelSourceError:  # not in the repository, or offline and not in the cache
+            continue
 
 
 def _download_repo(source: str, ref) -> list[Path]:

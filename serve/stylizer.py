@@ -30,7 +30,7 @@ from cyclegan.contract import pixels, sizes
 from cyclegan.contract.card import CardError, GeneratorCard
 from cyclegan.contract.errors import ToolkitError
 from cyclegan.contract.images import prepare_image
-from cyclegan.contract.runtime import INPUT_NAME, OUTPUT_NAME, session_options
+from cyclegan.contract.runtime import INPUT_NAME, OUTPUT_NAME, release_freed_memory, session_options
 from cyclegan.contract.tiles import DEFAULT_STATS_SIDE, DEFAULT_TILE, TileError, geometry, needs_stats
 
 __all__ = ["ModelLoadError", "Stylizer"]
@@ -78,6 +78,7 @@ class Stylizer:
             )
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf/... types
             raise ModelLoadError(f"{self.path} is not a loadable ONNX model: {exc}") from None
+        release_freed_memory()  # the parse buffers loading freed
         self._dtype = self._check_signature()
         try:
             self.card: GeneratorCard = GeneratorCard.from_props(

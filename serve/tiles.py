@@ -3,13 +3,15 @@
 The rules (which generators tile, companion files, window geometry) are in :mod:`cyclegan.contract.tiles`.
 Here they run:
 
-* :class:`Tiler` cuts a padded picture into overlapping windows, runs each (the tiles companion with the
-  picture's statistics for InstanceNorm models, the plain model for BatchNorm/norm-free ones), and blends the
-  windows with linear ramps into one float accumulator; memory is bounded by the tile size plus that
-  accumulator, not by the network's activations on the whole picture.
+* :class:`Tiler` cuts a picture into overlapping windows (padded through index maps: the padded picture is
+  never built), runs each (the tiles companion with the picture's statistics for InstanceNorm models, the
+  plain model for BatchNorm/norm-free ones), and blends the windows with linear ramps into a float strip per
+  row of windows, whose rows go into the uint8 output as soon as no later window reaches them (only the
+  overlap with the next row of windows is kept); memory is bounded by the tile size plus one strip, not by
+  the network's activations on the whole picture.
 * :func:`picture_stats` runs the stats companion on a copy of the picture downscaled to ``stats_side``.
 * :class:`StatsSmoother` shares statistics across the frames of a video shot: a running average, reset when a
-  cheap histogram test sees a scene cut.
+  cheap histogram test (:class:`serve.temporal.CutDetector`) sees a scene cut.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from PIL import Image
 
 from cyclegan.contract import pixels, sizes
 from cyclegan.contract.card import GeneratorCard
-from cyclegan.contract.runtime import INPUT_NAME, OUTPUT_NAME
+from cyclegan.contract.runtime import INPUT_NAME, OUTPUT_NAME, release_freed_memory
 from cyclegan.contract.tiles import (
     DEFAULT_STATS_SIDE,
     STATS_NAME,
@@ -34,10 +36,11 @@ from cyclegan.contract.tiles import (
     weights,
     windows,
 )
+from serve.temporal import CUT_THRESHOLD, CutDetector
 
 __all__ = ["Companions", "StatsSmoother", "Tiler", "load_companions", "picture_stats"]
 
-_FINISH_ROWS = 256  # the accumulator is turned into uint8 this many rows at a time (bounded temporaries)
+_FINISH_ROWS = 64  # the accumulator is turned into uint8 this many rows at a time (bounded temporaries)
 
 
 @dataclass
@@ -69,9 +72,11 @@ def load_companions(model: Path, card: GeneratorCard, make_session: Any) -> Comp
     if absent:
         return Companions(missing=f"{', '.join(absent)} (listed by {model.name}) not found next to it")
     # Without onnxruntime's memory arena: each pass gives its activations back after each run instead of
-    # holding its peak for good (24 MP with ResNet-9: 1.5 GB instead of 2.1 GB or more; the time barely changes
-    # for ResNet-9, small models lose more to fresh allocations).
+    # holding its peak for good. Measured with ResNet-9 at 2048 px: an arena (even one shared by both sessions,
+    # grown only as requested) saves ~17% of the time but raises the peak from 1.27 GB to 2.1 GB (1.7 GB when
+    # shrunk after the statistics pass), which would break the 1.5 GB bound at 24 MP.
     stats, tiles = make_session(paths[0], arena=False), make_session(paths[1], arena=False)
+    release_freed_memory()  # what loading them needed and freed (about 80 MB each for ResNet-9)
     return Companions(stats=stats, tiles=tiles, stats_size=int(card.stats_size or 0))
 
 
@@ -114,9 +119,11 @@ class Tiler:
         card = self.card
         h, w = image.shape[:2]
         channels = image.shape[2] if image.ndim == 3 else 1
-        nchw = image.reshape(h, w, channels).transpose(2, 0, 1)
-        padded, (top, left) = sizes.pad_centred(nchw, card.size_multiple, card.min_side)  # uint8: small
-        big_h, big_w = padded.shape[1:]
+        hwc = image.reshape(h, w, channels)
+        # The padded picture is never built: each window takes its rows and columns through these indices.
+        row_index, top = sizes.padded_index(h, card.size_multiple, card.min_side)
+        col_index, left = sizes.padded_index(w, card.size_multiple, card.min_side)
+        big_h, big_w = len(row_index), len(col_index)
         rows, cols = windows(big_h, self.geometry), windows(big_w, self.geometry)
         row_w, col_w = weights(rows, big_h, self.geometry), weights(cols, big_w, self.geometry)
         out = np.empty((h, w, card.output_nc), dtype=np.uint8)
@@ -132,8 +139,8 @@ class Tiler:
                     ix0, ix1 = max(x0, left), min(x1, left + w)
                     if ix0 >= ix1:
                         continue
-                    tile = padded[None, :, y0:y1, x0:x1].transpose(0, 2, 3, 1)
-                    x = pixels.to_model(np.ascontiguousarray(tile), card.mean, card.std)
+                    tile = hwc[np.ix_(row_index[y0:y1], col_index[x0:x1])]  # [th, tw, C], padded where needed
+                    x = pixels.to_model(tile[None], card.mean, card.std)
                     feeds = {INPUT_NAME: x.astype(self.dtype, copy=False)}
                     if self.with_stats:
                         feeds[STATS_NAME] = np.asarray(stats, dtype=np.float32)
@@ -158,53 +165,48 @@ class Tiler:
                 if a < b:
                     rows[:, a - r : b - r] += strip[:, a - first : b - first]
             out[r:r1] = pixels.from_model(rows[None], self.card.mean, self.card.std)[0]
-        pending[:] = [(first, strip) for first, strip in pending if first + strip.shape[1] > stop]
+        # Keep only the rows still to be summed (a copy, so the rest of the strip is freed now).
+        pending[:] = [
+            (max(first, stop), strip[:, max(0, stop - first) :].copy())
+            for first, strip in pending
+            if first + strip.shape[1] > stop
+        ]
         return stop
 
 
 class StatsSmoother:
     """Statistics shared across the frames of a shot: an exponential running average of each frame's
-    statistics (``decay`` of the history per frame), restarted at scene cuts.
+    statistics (``decay`` of the history per frame), restarted at scene cuts
+    (:class:`serve.temporal.CutDetector` with ``cut_threshold``).
 
-    A cut: the L1 distance between the colour histograms (16 bins per channel, of a 64-px-wide thumbnail) of
-    consecutive frames, each normalised to sum 1 per channel, averaged over channels, above ``cut_threshold``
-    (0 = identical, 2 = disjoint).
+    Video stable mode does not use it (it removed only 3-20% of the flicker for about 40% more time, see
+    ``benchmarks/large.py``, which keeps it as a comparison); it stays for callers that want one look per shot.
     """
 
-    def __init__(self, decay: float = 0.9, cut_threshold: float = 0.5, every: int = 1) -> None:
+    def __init__(self, decay: float = 0.9, cut_threshold: float = CUT_THRESHOLD, every: int = 1) -> None:
         if not 0.0 <= decay < 1.0:
             raise ValueError(f"decay must be in [0, 1), got {decay}")
         if every < 1:
             raise ValueError(f"every must be >= 1, got {every}")
         self.decay = decay
-        self.cut_threshold = cut_threshold
         self.every = every  # a frame's own statistics are computed for every `every`-th frame of a shot
         self.mean: np.ndarray | None = None
-        self._histogram: np.ndarray | None = None
+        self._cut = CutDetector(cut_threshold)
         self._since = 0
-        self.cuts = 0  # scene cuts seen (the first frame is not one)
         self.computed = 0  # frames whose own statistics were computed
 
-    @staticmethod
-    def histogram(frame: np.ndarray) -> np.ndarray:
-        h, w = frame.shape[:2]
-        step = max(1, w // 64)
-        thumb = frame[::step, ::step].reshape(-1, frame.shape[2] if frame.ndim == 3 else 1)
-        hist = np.stack([np.bincount(thumb[:, c] >> 4, minlength=16) for c in range(thumb.shape[1])])
-        return hist / max(1, thumb.shape[0])
+    @property
+    def cuts(self) -> int:
+        """Scene cuts seen (the first frame is not one)."""
+        return self._cut.cuts
 
     def is_cut(self, frame: np.ndarray) -> bool:
         """Does ``frame`` start a new shot (compared with the previous frame)? Remembers ``frame``."""
-        hist = self.histogram(frame)
-        previous, self._histogram = self._histogram, hist
-        if previous is None:
-            return False
-        return float(np.abs(hist - previous).sum(axis=1).mean()) > self.cut_threshold
+        return self._cut(frame)
 
     def update(self, frame: np.ndarray, stats: np.ndarray) -> np.ndarray:
         """The statistics to stylize ``frame`` with, given its own ``stats``."""
         if self.is_cut(frame):
-            self.cuts += 1
             self.mean = None
         if self.mean is None:
             self.mean = np.array(stats, dtype=np.float64)
@@ -216,7 +218,6 @@ class StatsSmoother:
         """Like :meth:`update`, computing ``compute(frame)`` only at the start of a shot and every ``every``
         frames (statistics drift slowly within a shot; a cut is caught on every frame)."""
         if self.is_cut(frame):
-            self.cuts += 1
             self.mean = None
         if self.mean is None or self._since + 1 >= self.every:
             stats = compute(frame)
@@ -231,4 +232,5 @@ class StatsSmoother:
         return self.mean.astype(np.float32)
 
     def reset(self) -> None:
-        self.mean, self._histogram = None, None
+        self.mean = None
+        self._cut.reset()

@@ -115,3 +115,19 @@ def test_any_card_json_loads_or_raises_card_error(overrides: dict) -> None:
     except CardError:
         return
     assert card.size_multiple >= 1 and card.min_side >= 1 and all(s > 0 for s in card.std)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(1, 300),
+    st.integers(1, 300),
+    st.sampled_from([(4, 8), (4, 1), (128, 128), (256, 256)]),
+)
+def test_padded_index_cuts_what_pad_centred_pads(h: int, w: int, rule: tuple[int, int]) -> None:
+    """Tiles cut windows through padded_index instead of padding the whole picture: the same pixels."""
+    x = np.random.default_rng(h * 1000 + w).integers(0, 256, (2, h, w), dtype=np.uint8)
+    padded, (top, left) = sizes.pad_centred(x, *rule)
+    rows, top_index = sizes.padded_index(h, *rule)
+    cols, left_index = sizes.padded_index(w, *rule)
+    assert (top_index, left_index) == (top, left)
+    assert np.array_equal(x[:, rows][:, :, cols], padded)

@@ -19,7 +19,7 @@ import pytest
 import torch
 from browser import free_port
 from click.testing import CliRunner
-from hub_server import HubServer
+from hub_server import HubServer, Repo
 from onnx_models import make_test_model
 from PIL import Image
 
@@ -306,3 +306,44 @@ def test_offline_and_unreachable_hub_say_so_in_one_line(tmp_path: Path) -> None:
     )
     assert _last_line(done["push unreachable"]).startswith(f"error: cannot reach the Hugging Face Hub at {dead}")
     assert "Traceback" not in "".join(r.stderr for r in done.values())
+
+
+def test_a_hub_model_brings_its_tiles_companions_when_the_repository_has_them(tmp_path: Path) -> None:
+    """hf://user/name/NAME.onnx also fetches NAME.stats.onnx / NAME.tiles.onnx (same cache folder, so the model
+    tiles seam-free), also from a sub-folder and offline from the cache; a repository without them still serves."""
+    from cyclegan.contract.card import GeneratorCard
+    from cyclegan.models.factory import generator_from_card
+    from export.pipeline import ExportOptions, export_generator
+
+    torch.manual_seed(0)
+    card = GeneratorCard(generator="resnet_6blocks", ngf=8, norm="instance", run_name="small")
+    save_generator(tmp_path / "small.safetensors", generator_from_card(card), card)
+    report = export_generator(
+        tmp_path / "small.safetensors", tmp_path / "models", ExportOptions(bench_side=0, exporter="torchscript")
+    )
+    (variant,) = report.variants
+    names = [variant.path.name, *(p.name for p in variant.companions)]
+    files = {name: (variant.path.parent / name).read_bytes() for name in names}
+    plain = make_test_model(tmp_path / "plain.onnx")
+    check = (
+        "import sys; from serve.hub import resolve_model; from serve.stylizer import Stylizer; "
+        "paths = [resolve_model(s) for s in sys.argv[1:]]; "
+        "print([(p.name, sorted(q.name for q in p.parent.iterdir() if q.is_file()), Stylizer(p).can_tile) "
+        "for p in paths])"
+    )
+    with HubServer() as hub:
+        hub.repos["me/tiles"] = Repo(files={**files, **{f"sub/{name}": data for name, data in files.items()}})
+        hub.repos["me/plain"] = Repo(files={"plain.onnx": plain.read_bytes()})
+        env = {"HF_ENDPOINT": hub.endpoint, "HF_HOME": str(tmp_path / "hf")}
+        sources = ["hf://me/tiles/small_A2B.onnx", "hf://me/tiles/sub/small_A2B.onnx", "hf://me/plain/plain.onnx"]
+        got = run(["-c", check, *sources], env)
+        assert got.returncode == 0, got.stderr
+        assert eval(got.stdout.strip().splitlines()[-1]) == [
+            ("small_A2B.onnx", sorted(names), True),
+            ("small_A2B.onnx", sorted(names), True),
+            ("plain.onnx", ["plain.onnx"], False),  # exported without companions: it serves, downscaling large pictures
+        ]
+        served = len(hub.requests)
+        offline = run(["-c", check, *sources], {**env, "HF_HUB_OFFLINE": "1"})
+        assert offline.returncode == 0, offline.stderr
+        assert offline.stdout == got.stdout and len(hub.requests) == served

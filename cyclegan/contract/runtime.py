@@ -37,6 +37,25 @@ def session_options(threads: int | None = None) -> Any:
     return options
 
 
+def release_freed_memory() -> None:
+    """Give memory the process freed back to the system (glibc ``malloc_trim``; elsewhere nothing).
+
+    Loading an onnxruntime session parses the model and copies its weights; the freed parse buffers stay in
+    the C heap and count in the resident size (ResNet-9: about 80 MB per session). Serving calls this after
+    loading sessions, so peak memory is what the sessions use, not what loading them once needed.
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        trim = ctypes.CDLL(name).malloc_trim if name else None
+    except (OSError, AttributeError):  # not glibc (musl, macOS, Windows)
+        return
+    if trim is not None:
+        trim(0)
+
+
 def cpu_model() -> str:
     """The CPU's model name (``lscpu``'s), or the platform's machine type: written next to every measured figure."""
     try:

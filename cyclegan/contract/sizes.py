@@ -90,6 +90,20 @@ def fit_size(width: int, height: int, max_side: int | None) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
+def padded_index(size: int, multiple: int, minimum: int = 1) -> tuple[np.ndarray, int]:
+    """For each position along an axis padded like :func:`pad_centred` pads it, the source position; and the
+    padding before. ``x[..., padded_index(h)[0], :]`` equals ``pad_centred``'s rows, so a window of a padded
+    picture can be cut without padding the whole picture (large photos)."""
+    before, after = centred_padding(size, multiple, minimum)
+    index = np.arange(-before, size + after)
+    if max(before, after) < size:  # reflect, the edge itself not repeated (numpy's "reflect")
+        index = np.abs(index)
+        index = np.where(index >= size, 2 * (size - 1) - index, index)
+    else:  # edge
+        index = np.clip(index, 0, size - 1)
+    return index, before
+
+
 def pad_centred(x: np.ndarray, multiple: int, minimum: int = 1) -> tuple[np.ndarray, tuple[int, int]]:
     """Pad the H and W axes of ``x`` (``[..., H, W]``) up to allowed sizes, centred; returns (padded, (top, left)).
 
