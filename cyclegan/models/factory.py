@@ -72,7 +72,9 @@ def build_generator(model_cfg: ModelConfig, *, input_nc: int | None = None, outp
         model_cfg.skip_blur,
     )
     net = init_weights(net, model_cfg.init_type, model_cfg.init_gain)
-    return zero_last_conv(net) if model_cfg.global_skip else net
+    # The plain image skip starts at exactly the identity; with a blurred skip the identity is not on offer, and
+    # a live last layer lets every layer learn from the first step.
+    return zero_last_conv(net) if model_cfg.global_skip and not model_cfg.skip_blur else net
 
 
 def build_discriminator(model_cfg: ModelConfig, *, input_nc: int | None = None) -> nn.Module:

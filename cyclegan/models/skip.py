@@ -7,10 +7,12 @@ guess: the random palettes of short runs) and starts both generators at the iden
 Needs as many output channels as input channels.
 
 ``model.skip_blur`` (sigma in pixels, 0 = off) adds a Gaussian blur of the input instead of the input itself:
-``output = clamp(blur(input) + network(input), -1, 1)``. The blurred picture carries the colours (what instance
-norm hides from the network) but no detail, so the network still draws every edge and flat area of the style
-itself -- with the sharp input in the skip, its cheapest answer is to leave the photo as it is. It is a local
-operation (tiles and video need nothing new), with a fixed kernel outside the state dict.
+``output = clamp(blur(input) + network(input), -1, 1)``, with the last convolution initialised as usual (the
+identity is not on offer). The blurred picture carries the colours (what instance norm hides from the network)
+but no detail, so the network draws every edge and flat area of the style itself -- with the sharp input in the
+skip, its cheapest answer is to leave the photo as it is (``benchmarks/quality.py``: MAE 29.6 with a 3 px blur
+against 29.0 for the plain skip, which only darkens a few edges, and 43.1 without a skip, whose colours drift).
+It is a local operation (tiles and video need nothing new), with a fixed kernel outside the state dict.
 """
 
 from __future__ import annotations
