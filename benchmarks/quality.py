@@ -37,6 +37,7 @@ sys.path.insert(0, str(REPO))
 
 from cyclegan.contract.images import open_image, save_image, to_rgb  # noqa: E402
 from cyclegan.contract.runtime import cpu_model  # noqa: E402
+from cyclegan.demo import RECIPE as DEMO_RECIPE  # noqa: E402
 from cyclegan.demo_assets import photo_crops, shipped_photo  # noqa: E402
 from cyclegan.evaluation.scores import checkerboard_score, mae, psnr  # noqa: E402
 
@@ -53,9 +54,13 @@ PHOTOS_TEST = [
     ("scikit-image", "skimage/data/coffee.png"),
 ]
 
-# name -> overrides on top of configs/tiny_cpu.yaml. "paper" is the reference's recipe at this size.
-RECIPE = ["model.upsample=resize", "train.identity_warmup_steps=200", "train.ema_decay=0.995"]
+# name -> overrides on top of configs/tiny_cpu.yaml. "paper" is the reference's recipe at this size; "demo" is
+# what the demo trains (cyclegan.demo.RECIPE).
+RECIPE = ["model.upsample=resize", "train.identity_warmup_steps=200", "train.ema_decay=0.995"]  # the earlier demo's
+SKIP = ["model.upsample=resize", "model.global_skip=true", "train.ema_decay=0.995"]
+BLUR_SKIP = [*SKIP, "model.skip_blur=3"]
 VARIANTS: dict[str, list[str]] = {
+    "demo": DEMO_RECIPE,
     "paper": [],
     "resize": ["model.upsample=resize"],
     "resize+warmup": ["model.upsample=resize", "train.identity_warmup_steps=200"],
@@ -93,6 +98,14 @@ VARIANTS: dict[str, list[str]] = {
         "train.ema_decay=0.995",
         "train.diffaugment=color,translation,cutout",
     ],
+    "skip+cycA1": [*SKIP, "loss.lambda_a=1"],
+    "skip+cycA1+no-identity": [*SKIP, "loss.lambda_a=1", "loss.lambda_identity=0"],
+    "recipe+cycA1": [*RECIPE, "loss.lambda_a=1"],
+    "blur3": BLUR_SKIP,
+    "blur3+warmup": [*BLUR_SKIP, "train.identity_warmup_steps=200"],
+    "blur6": [*SKIP, "model.skip_blur=6"],
+    "blur3+lr5e-4": [*BLUR_SKIP, "optim.lr=0.0005"],
+    "blur3+cycA5": [*BLUR_SKIP, "loss.lambda_a=5"],
 }
 
 WORK_SIDE = 256  # photos are scaled so the shorter side is this before filtering and cropping
@@ -143,7 +156,8 @@ def build_task(root: Path, crops_per_photo: int, crop_size: int) -> Path:
 def train_variant(data: Path, out: Path, steps: int, overrides: list[str], seed: int) -> float:
     """Train one variant in its own process; returns the wall time in seconds."""
     n_train = max(len(list((data / "trainA").iterdir())), len(list((data / "trainB").iterdir())))
-    epochs = max(2, -(-steps // n_train))
+    batch = int(next((o.split("=", 1)[1] for o in overrides if o.startswith("train.batch_size=")), 1))
+    epochs = max(2, -(-steps // max(1, n_train // batch)))  # the schedule ends at max_steps
     args = [
         sys.executable,
         str(REPO / "train_accel.py"),

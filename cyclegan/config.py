@@ -10,6 +10,7 @@ them take their names from here.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -17,7 +18,7 @@ from typing import Any, Literal
 import yaml
 
 from cyclegan.contract import typed
-from cyclegan.contract.card import GeneratorKind, NormKind, UpsampleKind
+from cyclegan.contract.card import MAX_SKIP_BLUR, GeneratorKind, NormKind, UpsampleKind
 from cyclegan.contract.errors import ToolkitError
 from cyclegan.contract.files import write_text_atomic
 
@@ -56,6 +57,7 @@ class ModelConfig:
     use_dropout: bool = False
     upsample: UpsampleKind = "deconv"  # deconv: the reference's layers; resize: nearest 2x + 3x3 conv, no checkerboard
     global_skip: bool = False  # the generator adds a change to its input picture (cyclegan/models/skip.py)
+    skip_blur: float = 0.0  # with global_skip: add the change to a Gaussian blur (sigma, px) of the input instead
     init_type: InitKind = "normal"
     init_gain: float = 0.02
 
@@ -64,6 +66,10 @@ class ModelConfig:
         _at_most(self, ngf=1024, ndf=1024, n_layers_d=10)
         if self.init_gain <= 0:
             raise ConfigError(f"model.init_gain must be > 0, got {self.init_gain}")
+        if not math.isfinite(self.skip_blur) or not 0 <= self.skip_blur <= MAX_SKIP_BLUR:
+            raise ConfigError(f"model.skip_blur must be a number from 0 to {MAX_SKIP_BLUR:g}, got {self.skip_blur}")
+        if self.skip_blur and not self.global_skip:
+            raise ConfigError("model.skip_blur needs model.global_skip=true (it blurs what the skip adds)")
         if self.global_skip and self.input_nc != self.output_nc:
             raise ConfigError(
                 f"model.global_skip needs model.input_nc == model.output_nc, got {self.input_nc} and {self.output_nc}"

@@ -88,17 +88,20 @@ def test_every_kind_matches_pytorch_at_several_sizes(exported) -> None:
     assert max(c.max_abs_diff for c in report.parity) < 1e-4
 
 
-def test_global_skip_generator_exports_with_parity(tmp_path: Path) -> None:
-    """The image skip (add, clamp) exports and matches PyTorch; the last convolution is perturbed from its zero
-    start so the comparison is not input-versus-input."""
-    cfg = Config(model=ModelConfig(generator="resnet_6blocks", ngf=4, upsample="resize", global_skip=True))
+@pytest.mark.parametrize("skip_blur", [0.0, 1.5])
+def test_global_skip_generator_exports_with_parity(tmp_path: Path, skip_blur: float) -> None:
+    """The image skip (blur, add, clamp) exports and matches PyTorch; the last convolution is perturbed from its
+    zero start so the comparison is not input-versus-input."""
+    model = ModelConfig(generator="resnet_6blocks", ngf=4, upsample="resize", global_skip=True, skip_blur=skip_blur)
+    cfg = Config(model=model)
     net = build_generator(cfg.model)
     with torch.no_grad():
         [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)][-1].weight.normal_(0, 0.05)
     save_generator(tmp_path / "G.safetensors", net, card_from_config(cfg, "A2B"))
     report = export_generator(tmp_path / "G.safetensors", tmp_path / "out", FAST)
     assert max(c.max_abs_diff for c in report.parity) < 1e-4
-    assert Stylizer(report.variants[0].path).card.global_skip
+    card = Stylizer(report.variants[0].path).card
+    assert card.global_skip and card.skip_blur == skip_blur
 
 
 def test_dynamic_batch_and_sizes_in_onnxruntime(exported) -> None:

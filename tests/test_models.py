@@ -229,3 +229,38 @@ def test_global_skip_starts_at_the_identity_and_learns_a_change(kind: str) -> No
     assert card.global_skip and generator_from_card(card).global_skip
     with pytest.raises(ConfigError, match="model.global_skip needs model.input_nc == model.output_nc"):
         ModelConfig(generator=kind, output_nc=1, global_skip=True).validate()
+
+
+@pytest.mark.parametrize("kind", ["resnet_6blocks", "unet_128"])
+def test_blurred_skip_adds_the_change_to_a_blur_of_the_input(kind: str) -> None:
+    cfg = ModelConfig(generator=kind, ngf=4, upsample="resize", global_skip=True, skip_blur=2.0)
+    cfg.validate()
+    net = build_generator(cfg)
+    with torch.no_grad():
+        [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)][-1].weight.zero_()  # isolate the skip
+    x = torch.rand(1, 3, 128, 128) * 2 - 1
+    x[..., :, 64:] = 0.25  # a flat area, then a sharp edge
+    out = net(x)
+    assert out.shape == x.shape
+    assert torch.allclose(out[..., 20:100, 80:], torch.full_like(out[..., 20:100, 80:], 0.25), atol=1e-6)  # flat stays
+    assert (out - x)[..., 20:100, 54:74].abs().max() > 0.05  # the edge is softened: no detail through the skip
+    assert (out - x).abs().mean() < (x - x.mean()).abs().mean()  # ...but the colours are the input's
+    card = card_from_config(Config(model=cfg), "A2B")
+    assert card.skip_blur == 2.0
+    rebuilt = generator_from_card(card)
+    rebuilt.load_state_dict(net.state_dict())  # the kernel is not a weight: the saved keys are unchanged
+    assert torch.equal(rebuilt(x), out)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"skip_blur": 2.0}, "model.skip_blur needs model.global_skip=true"),
+        ({"global_skip": True, "skip_blur": -1.0}, "model.skip_blur must be a number from 0 to 16"),
+        ({"global_skip": True, "skip_blur": float("nan")}, "model.skip_blur must be a number from 0 to 16"),
+        ({"global_skip": True, "skip_blur": 17.0}, "model.skip_blur must be a number from 0 to 16"),
+    ],
+)
+def test_skip_blur_is_validated(overrides: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        ModelConfig(generator="resnet_6blocks", **overrides).validate()

@@ -27,6 +27,7 @@ METADATA_KEY = "cyclegan"
 FORMAT = "cyclegan-toolkit/generator@1"
 # Serving pads every image up to these rules: a card asking for more would turn any photo into a huge tensor.
 MAX_SIZE_RULE = 2048
+MAX_SKIP_BLUR = 16.0  # sigma in pixels of the skip's blur (cyclegan.models.skip); its kernel spans 3 sigma each side
 
 # The architecture vocabulary: the training config, the model factory and the card all take it from here.
 GeneratorKind = Literal["resnet_9blocks", "resnet_6blocks", "unet_128", "unet_256"]
@@ -59,6 +60,7 @@ class GeneratorCard:
     use_dropout: bool = False
     upsample: UpsampleKind = "deconv"
     global_skip: bool = False  # output = clamp(input + network(input)) (cyclegan.models.skip)
+    skip_blur: float = 0.0  # > 0: the skip adds a Gaussian blur of the input with this sigma (px) instead
     # Which way it maps and what the domains are called.
     direction: Direction = "A2B"  # A2B (G_A in the paper's code) or B2A (G_B)
     source_domain: str = "A"
@@ -135,6 +137,10 @@ class GeneratorCard:
                     f"card field {name} must be at most {MAX_SIZE_RULE} (every image is padded up to it), "
                     f"got {getattr(self, name)}"
                 )
+        if not isinstance(self.skip_blur, (int, float)) or not 0 <= self.skip_blur <= MAX_SKIP_BLUR:
+            raise CardError(f"card field skip_blur must be from 0 to {MAX_SKIP_BLUR:g}, got {self.skip_blur!r}")
+        if self.skip_blur and not self.global_skip:
+            raise CardError("card field skip_blur needs global_skip")
         if self.global_skip and self.input_nc != self.output_nc:
             raise CardError(
                 f"card: global_skip needs as many output as input channels, got {self.input_nc} -> {self.output_nc}"

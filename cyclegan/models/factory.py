@@ -23,6 +23,7 @@ def make_generator(
     use_dropout: bool = False,
     upsample: str = "deconv",
     global_skip: bool = False,
+    skip_blur: float = 0.0,
 ) -> nn.Module:
     """The bare architecture (PyTorch default init); ``kind`` is one of ``contract.card.GENERATOR_KINDS``."""
     if kind in ("resnet_9blocks", "resnet_6blocks"):
@@ -36,6 +37,7 @@ def make_generator(
             n_blocks=n_blocks,
             upsample=upsample,
             global_skip=global_skip,
+            skip_blur=skip_blur,
         )
     if kind in ("unet_128", "unet_256"):
         num_downs = 7 if kind == "unet_128" else 8
@@ -48,6 +50,7 @@ def make_generator(
             use_dropout=use_dropout,
             upsample=upsample,
             global_skip=global_skip,
+            skip_blur=skip_blur,
         )
     raise ValueError(f"unknown generator {kind!r}")  # the config and the card only admit GENERATOR_KINDS
 
@@ -66,9 +69,12 @@ def build_generator(model_cfg: ModelConfig, *, input_nc: int | None = None, outp
         model_cfg.use_dropout,
         model_cfg.upsample,
         model_cfg.global_skip,
+        model_cfg.skip_blur,
     )
     net = init_weights(net, model_cfg.init_type, model_cfg.init_gain)
-    return zero_last_conv(net) if model_cfg.global_skip else net
+    # The plain image skip starts at exactly the identity; with a blurred skip the identity is not on offer, and
+    # a live last layer lets every layer learn from the first step.
+    return zero_last_conv(net) if model_cfg.global_skip and not model_cfg.skip_blur else net
 
 
 def build_discriminator(model_cfg: ModelConfig, *, input_nc: int | None = None) -> nn.Module:
@@ -102,4 +108,5 @@ def generator_from_card(card: GeneratorCard) -> nn.Module:
         card.use_dropout,
         card.upsample,
         card.global_skip,
+        card.skip_blur,
     )
