@@ -311,17 +311,9 @@ def test_offline_and_unreachable_hub_say_so_in_one_line(tmp_path: Path) -> None:
 def test_a_hub_model_brings_its_tiles_companions_when_the_repository_has_them(tmp_path: Path) -> None:
     """hf://user/name/NAME.onnx also fetches NAME.stats.onnx / NAME.tiles.onnx (same cache folder, so the model
     tiles seam-free), also from a sub-folder and offline from the cache; a repository without them still serves."""
-    from cyclegan.contract.card import GeneratorCard
-    from cyclegan.models.factory import generator_from_card
-    from export.pipeline import ExportOptions, export_generator
+    from tiled_models import export_small_resnet
 
-    torch.manual_seed(0)
-    card = GeneratorCard(generator="resnet_6blocks", ngf=8, norm="instance", run_name="small")
-    save_generator(tmp_path / "small.safetensors", generator_from_card(card), card)
-    report = export_generator(
-        tmp_path / "small.safetensors", tmp_path / "models", ExportOptions(bench_side=0, exporter="torchscript")
-    )
-    (variant,) = report.variants
+    variant = export_small_resnet(tmp_path)
     names = [variant.path.name, *(p.name for p in variant.companions)]
     files = {name: (variant.path.parent / name).read_bytes() for name in names}
     plain = make_test_model(tmp_path / "plain.onnx")

@@ -12,19 +12,16 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-import torch
 from fake_bot_api import FakeBotApi
 from media import texture, write_h264
 from onnx_models import make_test_model
 from PIL import Image
 from synthetic import random_scene
 from test_bot import TOKEN, decode, only_reply, running_bot, settings_for
+from tiled_models import export_small_resnet
 
 from cyclegan.contract.card import CardError, GeneratorCard
 from cyclegan.contract.tiles import DEFAULT_TILE, geometry, is_companion, weights, windows
-from cyclegan.generator_io import save_generator
-from cyclegan.models.factory import generator_from_card
-from export.pipeline import ExportOptions, export_generator
 from serve.hub import resolve_models
 from serve.stylizer import Stylizer
 from serve.tiles import StatsSmoother, Tiler
@@ -33,14 +30,7 @@ from serve.video import VideoInputError, stylize_video
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("tiles")
-    torch.manual_seed(0)
-    card = GeneratorCard(generator="resnet_6blocks", ngf=8, norm="instance", run_name="small")
-    save_generator(folder / "small.safetensors", generator_from_card(card), card)
-    report = export_generator(
-        folder / "small.safetensors", folder / "models", ExportOptions(bench_side=0, exporter="torchscript")
-    )
-    (variant,) = report.variants
+    variant = export_small_resnet(tmp_path_factory.mktemp("tiles"))
     assert [p.name for p in variant.companions] == ["small_A2B.stats.onnx", "small_A2B.tiles.onnx"]
     return variant.path
 
