@@ -106,6 +106,7 @@ VARIANTS: dict[str, list[str]] = {
     "blur6": [*SKIP, "model.skip_blur=6"],
     "blur3+lr5e-4": [*BLUR_SKIP, "optim.lr=0.0005"],
     "blur3+cycA5": [*BLUR_SKIP, "loss.lambda_a=5"],
+    "blur3+D2": [*BLUR_SKIP, "model.discriminator=n_layers", "model.n_layers_d=2"],
 }
 
 WORK_SIDE = 256  # photos are scaled so the shorter side is this before filtering and cropping
