@@ -121,6 +121,8 @@ def test_mixed_precision_resolution(monkeypatch):
     monkeypatch.setattr(precision, "cpu_flags", lambda: {"avx2", "fma"})
     assert precision.resolve_mixed_precision("auto", use_cuda=False) == "no"
     monkeypatch.setattr(precision, "cpu_flags", lambda: {"avx512f", "avx512_bf16"})
+    assert precision.resolve_mixed_precision("auto", use_cuda=False) == "no"  # measured slower than fp32
+    monkeypatch.setattr(precision, "cpu_flags", lambda: {"avx512f", "avx512_bf16", "amx_bf16", "amx_tile"})
     assert precision.resolve_mixed_precision("auto", use_cuda=False) == "bf16"
     assert precision.resolve_mixed_precision("bf16", use_cuda=False) == "bf16"
     assert precision.resolve_mixed_precision("no", use_cuda=False) == "no"

@@ -1,4 +1,9 @@
-"""Choosing the mixed-precision mode: ``auto`` means bf16 where the hardware runs it natively."""
+"""Choosing the mixed-precision mode: ``auto`` means bf16 where the hardware makes it faster.
+
+On a CPU that is AMX only: with AVX512-BF16 alone (no AMX), bf16 autocast was slower than fp32 for these
+convolutions (``benchmarks/train_step.py``, 2026-12-02, 2-core Intel Xeon with avx512_bf16 and no amx: ResNet-9
+full step 0.75x at 64 px, 0.71x at 256 px), so ``auto`` keeps fp32 there.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ import torch
 
 from cyclegan.training.errors import TrainingSetupError
 
-_CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+_CPU_BF16_FLAGS = ("amx_bf16",)
 
 
 def cpu_flags() -> set[str]:
@@ -24,9 +29,8 @@ def cpu_flags() -> set[str]:
 
 
 def cpu_has_native_bf16() -> bool:
-    """True when the CPU computes bf16 natively (AVX512-BF16 or AMX); emulated bf16 is slower than fp32."""
-    capability = torch.backends.cpu.get_cpu_capability().upper()
-    if "AMX" in capability or "BF16" in capability:
+    """True when the CPU has AMX tiles for bf16; AVX512-BF16 alone or emulated bf16 is slower than fp32 here."""
+    if "AMX" in torch.backends.cpu.get_cpu_capability().upper():
         return True
     return any(flag in cpu_flags() for flag in _CPU_BF16_FLAGS)
 
