@@ -107,12 +107,6 @@ VARIANTS: dict[str, list[str]] = {
     "blur3+lr5e-4": [*BLUR_SKIP, "optim.lr=0.0005"],
     "blur3+cycA5": [*BLUR_SKIP, "loss.lambda_a=5"],
     "blur3+D2": [*BLUR_SKIP, "model.discriminator=n_layers", "model.n_layers_d=2"],
-    "blur3+cycA1": [*BLUR_SKIP, "loss.lambda_a=1"],
-    "demo+pixelD": [*DEMO_RECIPE, "model.discriminator=pixel", "model.norm_d=none"],
-    "demo+pixelD-in": [*DEMO_RECIPE, "model.discriminator=pixel"],
-    "demo+color5": [*DEMO_RECIPE, "loss.lambda_color=5"],
-    "demo+color10": [*DEMO_RECIPE, "loss.lambda_color=10"],
-    "demo+color10+cycA1": [*DEMO_RECIPE, "loss.lambda_color=10", "loss.lambda_a=1"],
 }
 
 WORK_SIDE = 256  # photos are scaled so the shorter side is this before filtering and cropping

@@ -116,18 +116,12 @@ class LossConfig:
     lambda_a: float = 10.0  # cycle A -> B -> A
     lambda_b: float = 10.0  # cycle B -> A -> B
     lambda_identity: float = 0.5  # relative to lambda_a / lambda_b, as in the paper's code
-    # Colour consistency (not in the paper, 0 = off): L1 between Gaussian blurs (sigma ``color_sigma`` px) of each
-    # generator's input and output, so regions keep their colour while edges and texture follow the style.
-    lambda_color: float = 0.0
-    color_sigma: float = 3.0
     pool_size: int = 50
 
     def validate(self) -> None:
-        for name in ("lambda_a", "lambda_b", "lambda_identity", "lambda_color"):
+        for name in ("lambda_a", "lambda_b", "lambda_identity"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"loss.{name} must be >= 0, got {getattr(self, name)}")
-        if not 0 < self.color_sigma <= MAX_SKIP_BLUR:
-            raise ConfigError(f"loss.color_sigma must be in (0, {MAX_SKIP_BLUR:g}] px, got {self.color_sigma}")
         if self.pool_size < 0:
             raise ConfigError(f"loss.pool_size must be >= 0, got {self.pool_size}")
         _at_most(self, pool_size=1000)  # the pool holds that many images per domain in memory

@@ -49,11 +49,6 @@ def cycle_loss(rec: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
     return F.l1_loss(rec, real)
 
 
-def color_loss(output: torch.Tensor, source: torch.Tensor, blur: nn.Module) -> torch.Tensor:
-    """L1 between the blurred output and the blurred input of a generator: the colours of regions, not details."""
-    return F.l1_loss(blur(output), blur(source))
-
-
 def identity_loss(idt: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
     """L1 between G(y) and y (unweighted; the original weights it by lambda_identity * lambda_b/a)."""
     return F.l1_loss(idt, real)

@@ -9,8 +9,7 @@ from torch import nn
 
 from cyclegan.augment import diff_augment
 from cyclegan.config import LossConfig
-from cyclegan.losses import GANLoss, color_loss, cycle_loss, identity_loss
-from cyclegan.models.skip import SkipSource
+from cyclegan.losses import GANLoss, cycle_loss, identity_loss
 from cyclegan.training.nets import set_requires_grad
 from cyclegan.training.state import ProcessPools
 
@@ -49,7 +48,6 @@ class CycleGANStep:
         self.pools = pools
         self.gan = GANLoss(loss_cfg.gan_mode)
         self.use_identity = loss_cfg.lambda_identity > 0
-        self.color_blur = SkipSource(3, loss_cfg.color_sigma).to(accelerator.device) if loss_cfg.lambda_color else None
         self.augment = augment  # DiffAugment policy applied to every discriminator input
 
     def __call__(self, real_a: torch.Tensor, real_b: torch.Tensor, *, warmup: bool = False) -> dict[str, torch.Tensor]:
@@ -74,14 +72,7 @@ class CycleGANStep:
                 loss_idt_b = identity_loss(out["idt_B"], real_a) * cfg.lambda_a * cfg.lambda_identity
             else:
                 loss_idt_a = loss_idt_b = torch.zeros((), device=real_a.device)
-            if self.color_blur is not None:
-                loss_color = cfg.lambda_color * (
-                    color_loss(out["fake_B"], real_a, self.color_blur)
-                    + color_loss(out["fake_A"], real_b, self.color_blur)
-                )
-            else:
-                loss_color = torch.zeros((), device=real_a.device)
-            loss_g = loss_g_a + loss_g_b + loss_cycle_a + loss_cycle_b + loss_idt_a + loss_idt_b + loss_color
+            loss_g = loss_g_a + loss_g_b + loss_cycle_a + loss_cycle_b + loss_idt_a + loss_idt_b
         self.acc.backward(loss_g)
         m.opt_g.step()
         set_requires_grad(m.raw_discriminators, True)
@@ -107,7 +98,6 @@ class CycleGANStep:
                 "loss/cycle_B": loss_cycle_b,
                 "loss/idt_A": loss_idt_a,
                 "loss/idt_B": loss_idt_b,
-                "loss/color": loss_color,
                 "loss/D_A": loss_d_a,
                 "loss/D_B": loss_d_b,
             }
@@ -140,7 +130,6 @@ class CycleGANStep:
                 "loss/cycle_B": zero,
                 "loss/idt_A": loss_idt_a,
                 "loss/idt_B": loss_idt_b,
-                "loss/color": zero,
                 "loss/D_A": zero,
                 "loss/D_B": zero,
             }
