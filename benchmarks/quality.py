@@ -107,6 +107,10 @@ VARIANTS: dict[str, list[str]] = {
     "blur3+lr5e-4": [*BLUR_SKIP, "optim.lr=0.0005"],
     "blur3+cycA5": [*BLUR_SKIP, "loss.lambda_a=5"],
     "blur3+D2": [*BLUR_SKIP, "model.discriminator=n_layers", "model.n_layers_d=2"],
+    "blur3+cycA1": [*BLUR_SKIP, "loss.lambda_a=1"],
+    "blur3+pixelD": [*BLUR_SKIP, "model.discriminator=pixel", "model.norm_d=none"],
+    "blur3+pixelD-in": [*BLUR_SKIP, "model.discriminator=pixel"],
+    "blur3+pixelD+lr1e-4": [*BLUR_SKIP, "model.discriminator=pixel", "model.norm_d=none", "optim.lr=0.0001"],
 }
 
 WORK_SIDE = 256  # photos are scaled so the shorter side is this before filtering and cropping
