@@ -48,7 +48,8 @@ class Stylizer:
     ``threads``: intra-op threads (default: the CPUs available to this process). ``max_side``: the
     default longest output side (default: the card's ``max_side``; None/0 keeps the size).
     ``providers``: onnxruntime execution providers (default CPU). ``tile``: None tiles pictures of more than
-    1024x1024 pixels in 1024 px windows; N tiles pictures with a side over N in N px windows; 0 never tiles.
+    1024x1024 pixels in windows of at most that many pixels; N tiles pictures with a side over N in windows of
+    at most N*N pixels; 0 never tiles.
     ``stats_side``: the longest side of the downscaled copy the picture's statistics come from.
     ``note``: where one-line notes go (a fallback from tiles to downscaling); default stderr, once each.
     """
