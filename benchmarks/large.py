@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from cyclegan.contract.runtime import cpu_model  # noqa: E402
-from cyclegan.contract.tiles import DEFAULT_STATS_SIDE, DEFAULT_TILE, TileGeometry, geometry, grid  # noqa: E402
+from cyclegan.contract.tiles import DEFAULT_STATS_SIDE, TileGeometry, geometry, grid  # noqa: E402
 
 
 # ----------------------------------------------------------------------------------------------- inputs
@@ -137,9 +137,10 @@ def worker(args: argparse.Namespace) -> None:
     print(json.dumps({"seconds": seconds, "rss_mb": rss_mb}))
 
 
-def run_variant(variant: str, model: Path, size: str, tile: int, stats_side: int, out: Path) -> dict:
+def run_variant(variant: str, model: Path, size: str, tile: int | None, stats_side: int, out: Path) -> dict:
     cmd = [sys.executable, __file__, "--worker", variant, "--model", str(model), "--size", size]
-    cmd += ["--tile", str(tile), "--stats-side", str(stats_side), "--out", str(out)]
+    cmd += ["--tile", str(tile)] if tile is not None else []
+    cmd += ["--stats-side", str(stats_side), "--out", str(out)]
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     if done.returncode != 0:
         return {"error": (done.stderr.strip().splitlines() or ["failed"])[-1]}
@@ -185,7 +186,7 @@ OFFSETS = [d for k in range(2, NEAR + 1) for d in (-k, k)]
 
 
 # ----------------------------------------------------------------------------------------------- tables
-def photo_table(model: Path, size: str, tile: int, stats_side: int, variants: list[str], repeats: int) -> None:
+def photo_table(model: Path, size: str, tile: int | None, stats_side: int, variants: list[str], repeats: int) -> None:
     width, height = map(int, size.split("x"))
     geo = geometry(tile, 4)
     results: dict[str, list[dict]] = {v: [] for v in variants}
@@ -195,7 +196,8 @@ def photo_table(model: Path, size: str, tile: int, stats_side: int, variants: li
             for v in variants:
                 results[v].append(run_variant(v, model, size, tile, stats_side, outs[v]))
         arrays = {v: np.load(outs[v]) for v in variants if outs[v].exists()}
-    print(f"\n{model.name} at {width}x{height} ({width * height / 1e6:.1f} MP), tile {tile}, stats side {stats_side}")
+    where = f"{width}x{height} ({width * height / 1e6:.1f} MP), tile {tile or 'default'}, stats side {stats_side}"
+    print(f"\n{model.name} at {where}")
     print("| variant | time (s) | peak RSS (MB) | seam score | PSNR vs whole (dB) |")
     print("| --- | --- | --- | --- | --- |")
     for v in variants:
@@ -328,7 +330,7 @@ def main() -> None:
     parser.add_argument("--model", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--size", default="2048x2048", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--tile", type=int, default=DEFAULT_TILE)
+    parser.add_argument("--tile", type=int, help="tile side (default: the serving default, see serve.stylizer)")
     parser.add_argument("--stats-side", type=int, default=DEFAULT_STATS_SIDE)
     parser.add_argument("--work", type=Path, default=ROOT / "bench_large", help="models are built/trained here")
     parser.add_argument("--demo-model", type=Path, help="a trained demo model (default: train one in --work)")

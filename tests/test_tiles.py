@@ -69,6 +69,9 @@ def test_grid_takes_the_least_window_area_within_the_pixel_budget() -> None:
         square = [windows(n, geo) for n in (height, width)]
         area = sum(e - s for s, e in rows) * sum(e - s for s, e in cols)
         assert area <= sum(e - s for s, e in square[0]) * sum(e - s for s, e in square[1])
+    # The default: the 1024 px threshold with windows of at most 960x960 pixels (the memory at 24 MP).
+    rows, cols = grid(4000, 6000, geometry(None, 4))
+    assert (len(rows), len(cols)) == (5, 6) and (rows[0][1] - rows[0][0]) * (cols[0][1] - cols[0][0]) <= 960 * 960
 
 
 def test_card_lists_companions_and_old_cards_still_load(model: Path) -> None:
