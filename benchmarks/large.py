@@ -20,8 +20,9 @@ Tables (each figure measured in this run; variants interleaved, each in its own 
 
 Seam score: mean |horizontal gradient| on the columns where neighbouring windows meet (the middle of their
 overlap; rows likewise with the vertical gradient) divided by the mean on the columns (rows) 2-8 px beside
-them, so that the picture's own content cancels out; 1.0 = no seam. The whole-image row gives the score of
-the same lines without any tiles (the noise floor).
+them, so that the picture's own content cancels out; 1.0 = no seam. Lines within 16 px of the mosaic's own
+cell edges are left out (2048x2048 in 2x3 windows: the row border falls on the photo's edge at 1024). The
+whole-image row gives the score of the same lines without any tiles (the noise floor).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from cyclegan.contract.runtime import cpu_model  # noqa: E402
-from cyclegan.contract.tiles import DEFAULT_STATS_SIDE, DEFAULT_TILE, TileGeometry, geometry, windows  # noqa: E402
+from cyclegan.contract.tiles import DEFAULT_STATS_SIDE, TileGeometry, geometry, grid  # noqa: E402
 
 
 # ----------------------------------------------------------------------------------------------- inputs
@@ -59,11 +60,24 @@ def _sample_photos() -> list[Image.Image]:
     return images
 
 
+def cells(length: int) -> int:
+    """Mosaic cells of :func:`photo` along a side of ``length`` pixels."""
+    return max(1, round(length / CELL))
+
+
+def cell_edges(length: int) -> list[int]:
+    """Where the mosaic's cells meet along a side (the photo's own edges)."""
+    n = cells(length)
+    return [k * length // n for k in range(1, n)]
+
+
+CELL = 1024  # the mosaic's cell side
+
+
 def photo(width: int, height: int) -> np.ndarray:
     """A deterministic 'photo': a mosaic of public-domain sample photos, each scaled to its cell (LANCZOS)."""
     images = _sample_photos()
-    cols = max(1, round(width / 1024))
-    rows = max(1, round(height / 1024))
+    cols, rows = cells(width), cells(height)
     out = np.empty((height, width, 3), np.uint8)
     for r in range(rows):
         for c in range(cols):
@@ -84,7 +98,7 @@ def naive_tiles(stylizer, image: np.ndarray) -> np.ndarray:  # noqa: ANN001 - se
     h, w = image.shape[:2]
     padded, (top, left) = sizes.pad_centred(image.transpose(2, 0, 1), card.size_multiple, card.min_side)
     out = np.empty((h, w, 3), np.uint8)
-    spans = [windows(n, geo) for n in padded.shape[1:]]
+    spans = grid(*padded.shape[1:], geo)
     cuts = [[0] + [(b[0] + a[1]) // 2 for a, b in zip(s, s[1:])] + [n] for s, n in zip(spans, padded.shape[1:])]
     for i, (y0, y1) in enumerate(spans[0]):
         for j, (x0, x1) in enumerate(spans[1]):
@@ -123,9 +137,10 @@ def worker(args: argparse.Namespace) -> None:
     print(json.dumps({"seconds": seconds, "rss_mb": rss_mb}))
 
 
-def run_variant(variant: str, model: Path, size: str, tile: int, stats_side: int, out: Path) -> dict:
+def run_variant(variant: str, model: Path, size: str, tile: int | None, stats_side: int, out: Path) -> dict:
     cmd = [sys.executable, __file__, "--worker", variant, "--model", str(model), "--size", size]
-    cmd += ["--tile", str(tile), "--stats-side", str(stats_side), "--out", str(out)]
+    cmd += ["--tile", str(tile)] if tile is not None else []
+    cmd += ["--stats-side", str(stats_side), "--out", str(out)]
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     if done.returncode != 0:
         return {"error": (done.stderr.strip().splitlines() or ["failed"])[-1]}
@@ -138,9 +153,8 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return 10 * np.log10(255.0**2 / max(mse, 1e-12))
 
 
-def border_lines(length: int, geo: TileGeometry, pad_before: int) -> list[int]:
+def border_lines(spans: list[tuple[int, int]], pad_before: int) -> list[int]:
     """Image coordinates where neighbouring windows meet (the middle of each overlap)."""
-    spans = windows(length, geo)
     return [(b[0] + a[1]) // 2 - pad_before for a, b in zip(spans, spans[1:])]
 
 
@@ -154,11 +168,17 @@ def seam_score(out: np.ndarray, geo: TileGeometry) -> float:
     gy = np.abs(np.diff(img, axis=0)).mean(axis=2)
     top, bottom = centred_padding(h, geo.multiple)
     left, right = centred_padding(w, geo.multiple)
-    xs = [x - 1 for x in border_lines(w + left + right, geo, left) if NEAR < x < w - NEAR]
-    ys = [y - 1 for y in border_lines(h + top + bottom, geo, top) if NEAR < y < h - NEAR]
+    rows, cols = grid(h + top + bottom, w + left + right, geo)
+    xs = [x - 1 for x in border_lines(cols, left) if NEAR < x < w - NEAR and _inside_cell(x, w)]
+    ys = [y - 1 for y in border_lines(rows, top) if NEAR < y < h - NEAR and _inside_cell(y, h)]
     at = [gx[:, x].mean() for x in xs] + [gy[y, :].mean() for y in ys]
     beside = [gx[:, x + d].mean() for x in xs for d in OFFSETS] + [gy[y + d, :].mean() for y in ys for d in OFFSETS]
     return float(np.mean(at) / np.mean(beside)) if at else float("nan")
+
+
+def _inside_cell(line: int, length: int) -> bool:
+    """Is this line away from the photo's own cell edges (a border there would measure the edge, not a seam)?"""
+    return all(abs(line - edge) > 2 * NEAR for edge in cell_edges(length))
 
 
 NEAR = 8
@@ -166,7 +186,7 @@ OFFSETS = [d for k in range(2, NEAR + 1) for d in (-k, k)]
 
 
 # ----------------------------------------------------------------------------------------------- tables
-def photo_table(model: Path, size: str, tile: int, stats_side: int, variants: list[str], repeats: int) -> None:
+def photo_table(model: Path, size: str, tile: int | None, stats_side: int, variants: list[str], repeats: int) -> None:
     width, height = map(int, size.split("x"))
     geo = geometry(tile, 4)
     results: dict[str, list[dict]] = {v: [] for v in variants}
@@ -176,7 +196,8 @@ def photo_table(model: Path, size: str, tile: int, stats_side: int, variants: li
             for v in variants:
                 results[v].append(run_variant(v, model, size, tile, stats_side, outs[v]))
         arrays = {v: np.load(outs[v]) for v in variants if outs[v].exists()}
-    print(f"\n{model.name} at {width}x{height} ({width * height / 1e6:.1f} MP), tile {tile}, stats side {stats_side}")
+    where = f"{width}x{height} ({width * height / 1e6:.1f} MP), tile {tile or 'default'}, stats side {stats_side}"
+    print(f"\n{model.name} at {where}")
     print("| variant | time (s) | peak RSS (MB) | seam score | PSNR vs whole (dB) |")
     print("| --- | --- | --- | --- | --- |")
     for v in variants:
@@ -309,7 +330,7 @@ def main() -> None:
     parser.add_argument("--model", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--size", default="2048x2048", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--tile", type=int, default=DEFAULT_TILE)
+    parser.add_argument("--tile", type=int, help="tile side (default: the serving default, see serve.stylizer)")
     parser.add_argument("--stats-side", type=int, default=DEFAULT_STATS_SIDE)
     parser.add_argument("--work", type=Path, default=ROOT / "bench_large", help="models are built/trained here")
     parser.add_argument("--demo-model", type=Path, help="a trained demo model (default: train one in --work)")

@@ -48,7 +48,8 @@ class Stylizer:
     ``threads``: intra-op threads (default: the CPUs available to this process). ``max_side``: the
     default longest output side (default: the card's ``max_side``; None/0 keeps the size).
     ``providers``: onnxruntime execution providers (default CPU). ``tile``: None tiles pictures of more than
-    1024x1024 pixels in 1024 px windows; N tiles pictures with a side over N in N px windows; 0 never tiles.
+    1024x1024 pixels in windows of at most 960x960 pixels; N tiles pictures with a side over N in windows of
+    at most N*N pixels; 0 never tiles.
     ``stats_side``: the longest side of the downscaled copy the picture's statistics come from.
     ``note``: where one-line notes go (a fallback from tiles to downscaling); default stderr, once each.
     """
@@ -92,7 +93,7 @@ class Stylizer:
         if tile is not None and tile < 0:
             raise ValueError(f"tile must be >= 0, got {tile}")
         self.tile = tile  # None: automatic (budget DEFAULT_TILE ** 2 pixels), 0: never
-        self.geometry = geometry(tile or DEFAULT_TILE, self.card.size_multiple) if tile != 0 else None
+        self.geometry = geometry(tile, self.card.size_multiple) if tile != 0 else None
         if stats_side < 16:
             raise ValueError(f"stats_side must be >= 16, got {stats_side}")
         self.stats_side = stats_side

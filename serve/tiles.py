@@ -31,10 +31,10 @@ from cyclegan.contract.tiles import (
     DEFAULT_STATS_SIDE,
     STATS_NAME,
     TileGeometry,
+    grid,
     needs_stats,
     tileable,
     weights,
-    windows,
 )
 from serve.temporal import CUT_THRESHOLD, CutDetector
 
@@ -124,7 +124,7 @@ class Tiler:
         row_index, top = sizes.padded_index(h, card.size_multiple, card.min_side)
         col_index, left = sizes.padded_index(w, card.size_multiple, card.min_side)
         big_h, big_w = len(row_index), len(col_index)
-        rows, cols = windows(big_h, self.geometry), windows(big_w, self.geometry)
+        rows, cols = grid(big_h, big_w, self.geometry)
         row_w, col_w = weights(rows, big_h, self.geometry), weights(cols, big_w, self.geometry)
         out = np.empty((h, w, card.output_nc), dtype=np.uint8)
         # One float strip per row of windows (picture rows it covers, full width); rows that no later row of

@@ -21,7 +21,7 @@ from test_bot import TOKEN, decode, only_reply, running_bot, settings_for
 from tiled_models import export_small_resnet
 
 from cyclegan.contract.card import CardError, GeneratorCard
-from cyclegan.contract.tiles import DEFAULT_TILE, geometry, is_companion, weights, windows
+from cyclegan.contract.tiles import DEFAULT_TILE, geometry, grid, is_companion, weights, windows
 from serve.hub import resolve_models
 from serve.stylizer import Stylizer
 from serve.tiles import StatsSmoother, Tiler
@@ -58,6 +58,22 @@ def test_geometry_covers_every_pixel_with_weights_summing_to_one() -> None:
         assert np.allclose(total, 1.0, atol=1e-5)
 
 
+def test_grid_takes_the_least_window_area_within_the_pixel_budget() -> None:
+    geo = geometry(1024, 4)
+    rows, cols = grid(2048, 2048, geo)  # 2 x 3 windows of 1048 x 716 px, not 3 x 3 of 716 px
+    assert (len(rows), len(cols)) == (2, 3) and rows[0] == (0, 1048) and cols[0] == (0, 716)
+    for height, width in ((300, 400), (1028, 1028), (2048, 2048), (4000, 6000), (96, 5000)):
+        rows, cols = grid(height, width, geo)
+        assert rows[0][0] == 0 and rows[-1][1] == height and cols[0][0] == 0 and cols[-1][1] == width
+        assert (rows[0][1] - rows[0][0]) * (cols[0][1] - cols[0][0]) <= 1024 * 1024
+        square = [windows(n, geo) for n in (height, width)]
+        area = sum(e - s for s, e in rows) * sum(e - s for s, e in cols)
+        assert area <= sum(e - s for s, e in square[0]) * sum(e - s for s, e in square[1])
+    # The default: the 1024 px threshold with windows of at most 960x960 pixels (the memory at 24 MP).
+    rows, cols = grid(4000, 6000, geometry(None, 4))
+    assert (len(rows), len(cols)) == (5, 6) and (rows[0][1] - rows[0][0]) * (cols[0][1] - cols[0][0]) <= 960 * 960
+
+
 def test_card_lists_companions_and_old_cards_still_load(model: Path) -> None:
     card = Stylizer(model).card
     assert (card.stats_model, card.tiles_model) == ("small_A2B.stats.onnx", "small_A2B.tiles.onnx")
@@ -75,11 +91,11 @@ def test_card_lists_companions_and_old_cards_still_load(model: Path) -> None:
 def test_tiles_match_the_whole_picture_and_naive_tiles_do_not(model: Path) -> None:
     image = scene(300, 400, seed=1)
     whole = Stylizer(model, tile=0).run_array(image[None])[0]
-    tiled_stylizer = Stylizer(model, tile=192)  # 192 px tiles: 3 x 4 windows, many borders
+    tiled_stylizer = Stylizer(model, tile=192)  # a budget of 192x192 px: 2 x 3 windows, many borders
     assert tiled_stylizer.needs_tiles(300, 400) and tiled_stylizer.can_tile
     tiler = tiled_stylizer._tiler(True)
     tiled = tiler.run(image, tiled_stylizer.picture_stats(image))
-    assert tiler.windows_run == 12 and tiled.shape == whole.shape
+    assert tiler.windows_run == 6 and tiled.shape == whole.shape
     assert np.array_equal(tiled, tiled_stylizer.run_array(image[None])[0])  # what the API does on its own
     # Naive tiles: the plain model in the same windows, each normalised with its own statistics.
     naive = Tiler(tiled_stylizer.card, tiled_stylizer.session, tiler.geometry, False).run(image)
