@@ -112,6 +112,8 @@ VARIANTS: dict[str, list[str]] = {
     "blur3+cycA1": [*BLUR_SKIP, "loss.lambda_a=1"],
     "blur3+pixelD": [*BLUR_SKIP, "model.discriminator=pixel", "model.norm_d=none"],
     "blur3+pixelD-in": [*BLUR_SKIP, "model.discriminator=pixel"],
+    "blur3+pixelD+ndf64": [*BLUR_SKIP, "model.discriminator=pixel", "model.norm_d=none", "model.ndf=64"],
+    "skip+pixelD": [*SKIP, "model.discriminator=pixel", "model.norm_d=none"],
     "blur3+pixelD+lr1e-4": [*BLUR_SKIP, "model.discriminator=pixel", "model.norm_d=none", "optim.lr=0.0001"],
 }
 
