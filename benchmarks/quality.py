@@ -60,7 +60,8 @@ PHOTOS_TEST = [
 # what the demo trains (cyclegan.demo.RECIPE).
 RECIPE = ["model.upsample=resize", "train.identity_warmup_steps=200", "train.ema_decay=0.995"]  # the earlier demo's
 SKIP = ["model.upsample=resize", "model.global_skip=true", "train.ema_decay=0.995"]
-BLUR_SKIP = [*SKIP, "model.skip_blur=3"]
+BLUR_SKIP = [*SKIP, "model.skip_blur=3"]  # the demo's recipe before the pixel discriminator
+PIXEL_D = ["model.discriminator=pixel", "model.norm_d=none"]  # the demo's discriminator (DEMO_RECIPE = BLUR_SKIP + it)
 VARIANTS: dict[str, list[str]] = {
     "demo": DEMO_RECIPE,
     "paper": [],
@@ -110,11 +111,10 @@ VARIANTS: dict[str, list[str]] = {
     "blur3+cycA5": [*BLUR_SKIP, "loss.lambda_a=5"],
     "blur3+D2": [*BLUR_SKIP, "model.discriminator=n_layers", "model.n_layers_d=2"],
     "blur3+cycA1": [*BLUR_SKIP, "loss.lambda_a=1"],
-    "blur3+pixelD": [*BLUR_SKIP, "model.discriminator=pixel", "model.norm_d=none"],
-    "blur3+pixelD-in": [*BLUR_SKIP, "model.discriminator=pixel"],
-    "blur3+pixelD+ndf64": [*BLUR_SKIP, "model.discriminator=pixel", "model.norm_d=none", "model.ndf=64"],
-    "skip+pixelD": [*SKIP, "model.discriminator=pixel", "model.norm_d=none"],
-    "blur3+pixelD+lr1e-4": [*BLUR_SKIP, "model.discriminator=pixel", "model.norm_d=none", "optim.lr=0.0001"],
+    "blur3+pixelD-in": [*BLUR_SKIP, "model.discriminator=pixel"],  # the pixel discriminator with instance norm
+    "demo+ndf64": [*DEMO_RECIPE, "model.ndf=64"],
+    "demo+lr1e-4": [*DEMO_RECIPE, "optim.lr=0.0001"],
+    "skip+pixelD": [*SKIP, *PIXEL_D],
 }
 
 OUTLINE = (20, 20, 20)  # the filter's outline colour
@@ -191,17 +191,11 @@ def train_variant(data: Path, out: Path, steps: int, overrides: list[str], seed:
     return time.perf_counter() - start
 
 
-def scores(out: np.ndarray, truth: np.ndarray, photo: np.ndarray) -> tuple[float, ...]:
-    """MAE, PSNR, MAE on the truth's outline pixels and elsewhere, checkerboard score of ``out``."""
+def errors(out: np.ndarray, truth: np.ndarray) -> tuple[float, float, float, float]:
+    """MAE, PSNR, and MAE on the truth's outline pixels and elsewhere."""
     outline = (truth == OUTLINE).all(axis=-1)
     error = np.abs(out.astype(np.float32) - truth.astype(np.float32)).mean(axis=-1)
-    return (
-        mae(out, truth),
-        psnr(out, truth),
-        float(error[outline].mean()),
-        float(error[~outline].mean()),
-        (checkerboard_score(out, photo)),
-    )
+    return mae(out, truth), psnr(out, truth), float(error[outline].mean()), float(error[~outline].mean())
 
 
 COLUMNS = ("mae", "psnr", "mae_outlines", "mae_rest", "checkerboard")
@@ -223,7 +217,7 @@ def score_variant(run: Path, data: Path, save_to: Path | None) -> dict[str, floa
             out = from_model(generator(torch.from_numpy(to_model(photo[None]))).numpy())[0]
         if save_to is not None:
             save_image(Image.fromarray(out), save_to / photo_path.name)
-        rows.append(scores(out, truth, photo))
+        rows.append((*errors(out, truth), checkerboard_score(out, photo)))
     return dict(zip(COLUMNS, np.mean(rows, axis=0).tolist()))
 
 
@@ -232,7 +226,7 @@ def baseline(data: Path) -> dict[str, float]:
     for photo_path in sorted((data / "testA").iterdir()):
         photo = np.asarray(to_rgb(open_image(photo_path)))
         truth = np.asarray(to_rgb(open_image(data / "truth" / photo_path.name)))
-        rows.append(scores(photo, truth, photo)[:-1] + (checkerboard_score(truth, photo),))
+        rows.append((*errors(photo, truth), checkerboard_score(truth, photo)))
     return dict(zip(COLUMNS, np.mean(rows, axis=0).tolist()))
 
 
