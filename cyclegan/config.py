@@ -18,7 +18,7 @@ from typing import Any, Literal
 import yaml
 
 from cyclegan.contract import typed
-from cyclegan.contract.card import MAX_COLOR_MLP, MAX_SKIP_BLUR, GeneratorKind, NormKind, UpsampleKind
+from cyclegan.contract.card import MAX_SKIP_BLUR, GeneratorKind, NormKind, UpsampleKind
 from cyclegan.contract.errors import ToolkitError
 from cyclegan.contract.files import write_text_atomic
 
@@ -58,15 +58,12 @@ class ModelConfig:
     upsample: UpsampleKind = "deconv"  # deconv: the reference's layers; resize: nearest 2x + 3x3 conv, no checkerboard
     global_skip: bool = False  # the generator adds a change to its input picture (cyclegan/models/skip.py)
     skip_blur: float = 0.0  # with global_skip: add the change to a Gaussian blur (sigma, px) of the input instead
-    color_mlp: int = 0  # > 0: a per-pixel colour MLP (this many hidden channels) on the output (models/skip.py)
     init_type: InitKind = "normal"
     init_gain: float = 0.02
 
     def validate(self) -> None:
         _positive(self, "n_layers_d", "input_nc", "output_nc", "ngf", "ndf")
-        _at_most(self, ngf=1024, ndf=1024, n_layers_d=10, color_mlp=MAX_COLOR_MLP)
-        if self.color_mlp < 0:
-            raise ConfigError(f"model.color_mlp must be 0 (off) or a number of hidden channels, got {self.color_mlp}")
+        _at_most(self, ngf=1024, ndf=1024, n_layers_d=10)
         if self.init_gain <= 0:
             raise ConfigError(f"model.init_gain must be > 0, got {self.init_gain}")
         if not math.isfinite(self.skip_blur) or not 0 <= self.skip_blur <= MAX_SKIP_BLUR:

@@ -28,7 +28,6 @@ FORMAT = "cyclegan-toolkit/generator@1"
 # Serving pads every image up to these rules: a card asking for more would turn any photo into a huge tensor.
 MAX_SIZE_RULE = 2048
 MAX_SKIP_BLUR = 16.0  # sigma in pixels of the skip's blur (cyclegan.models.skip); its kernel spans 3 sigma each side
-MAX_COLOR_MLP = 256  # hidden channels of the output colour MLP (cyclegan.models.skip.ColorMLP)
 
 # The architecture vocabulary: the training config, the model factory and the card all take it from here.
 GeneratorKind = Literal["resnet_9blocks", "resnet_6blocks", "unet_128", "unet_256"]
@@ -62,7 +61,6 @@ class GeneratorCard:
     upsample: UpsampleKind = "deconv"
     global_skip: bool = False  # output = clamp(input + network(input)) (cyclegan.models.skip)
     skip_blur: float = 0.0  # > 0: the skip adds a Gaussian blur of the input with this sigma (px) instead
-    color_mlp: int = 0  # > 0: hidden channels of the per-pixel colour MLP on the output (cyclegan.models.skip)
     # Which way it maps and what the domains are called.
     direction: Direction = "A2B"  # A2B (G_A in the paper's code) or B2A (G_B)
     source_domain: str = "A"
@@ -143,14 +141,6 @@ class GeneratorCard:
             raise CardError(f"card field skip_blur must be from 0 to {MAX_SKIP_BLUR:g}, got {self.skip_blur!r}")
         if self.skip_blur and not self.global_skip:
             raise CardError("card field skip_blur needs global_skip")
-        if (
-            isinstance(self.color_mlp, bool)
-            or not isinstance(self.color_mlp, int)
-            or not 0 <= self.color_mlp <= MAX_COLOR_MLP
-        ):
-            raise CardError(
-                f"card field color_mlp must be an integer from 0 to {MAX_COLOR_MLP}, got {self.color_mlp!r}"
-            )
         if self.global_skip and self.input_nc != self.output_nc:
             raise CardError(
                 f"card: global_skip needs as many output as input channels, got {self.input_nc} -> {self.output_nc}"

@@ -10,7 +10,7 @@ from cyclegan.contract.card import GeneratorCard
 from .discriminators import NLayerDiscriminator, PixelDiscriminator
 from .init import init_weights
 from .resnet import ResnetGenerator
-from .skip import reset_color_mlp, zero_last_conv
+from .skip import zero_last_conv
 from .unet import UnetGenerator
 
 
@@ -24,7 +24,6 @@ def make_generator(
     upsample: str = "deconv",
     global_skip: bool = False,
     skip_blur: float = 0.0,
-    color_mlp: int = 0,
 ) -> nn.Module:
     """The bare architecture (PyTorch default init); ``kind`` is one of ``contract.card.GENERATOR_KINDS``."""
     if kind in ("resnet_9blocks", "resnet_6blocks"):
@@ -39,7 +38,6 @@ def make_generator(
             upsample=upsample,
             global_skip=global_skip,
             skip_blur=skip_blur,
-            color_mlp=color_mlp,
         )
     if kind in ("unet_128", "unet_256"):
         num_downs = 7 if kind == "unet_128" else 8
@@ -53,7 +51,6 @@ def make_generator(
             upsample=upsample,
             global_skip=global_skip,
             skip_blur=skip_blur,
-            color_mlp=color_mlp,
         )
     raise ValueError(f"unknown generator {kind!r}")  # the config and the card only admit GENERATOR_KINDS
 
@@ -73,9 +70,8 @@ def build_generator(model_cfg: ModelConfig, *, input_nc: int | None = None, outp
         model_cfg.upsample,
         model_cfg.global_skip,
         model_cfg.skip_blur,
-        model_cfg.color_mlp,
     )
-    net = reset_color_mlp(init_weights(net, model_cfg.init_type, model_cfg.init_gain))
+    net = init_weights(net, model_cfg.init_type, model_cfg.init_gain)
     # The plain image skip starts at exactly the identity; with a blurred skip the identity is not on offer, and
     # a live last layer lets every layer learn from the first step.
     return zero_last_conv(net) if model_cfg.global_skip and not model_cfg.skip_blur else net
@@ -113,5 +109,4 @@ def generator_from_card(card: GeneratorCard) -> nn.Module:
         card.upsample,
         card.global_skip,
         card.skip_blur,
-        card.color_mlp,
     )

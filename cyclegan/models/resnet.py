@@ -9,7 +9,7 @@ from cyclegan.contract import sizes
 
 from .norm import conv_bias_for, norm_factory
 from .sizes import check_input
-from .skip import SkipSource, add_to_image, color_head
+from .skip import SkipSource, add_to_image
 from .upsample import upsample2x
 
 
@@ -54,12 +54,10 @@ class ResnetGenerator(nn.Module):
         upsample: str = "deconv",
         global_skip: bool = False,
         skip_blur: float = 0.0,
-        color_mlp: int = 0,
     ) -> None:
         super().__init__()
         self.global_skip = global_skip  # see .skip
         self.skip_source = SkipSource(input_nc, skip_blur)
-        self.color = color_head(output_nc, color_mlp)  # see .skip.ColorMLP; nn.Identity when off
         if n_blocks < 0:
             raise ValueError(f"n_blocks must be >= 0, got {n_blocks}")
         self.kind = f"resnet_{n_blocks}blocks"
@@ -94,5 +92,4 @@ class ResnetGenerator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input(self.kind, self.size_multiple, self.min_side, x)
-        y = add_to_image(self.skip_source(x), self.model(x)) if self.global_skip else self.model(x)
-        return self.color(y)
+        return add_to_image(self.skip_source(x), self.model(x)) if self.global_skip else self.model(x)

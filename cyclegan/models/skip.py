@@ -47,34 +47,6 @@ class SkipSource(nn.Module):
         return F.conv2d(x, self.column_kernel.to(x.dtype), groups=self.channels)
 
 
-class ColorMLP(nn.Module):
-    """A learned per-pixel colour curve at the output (``model.color_mlp``): ``clamp(y + mlp(y), -1, 1)``.
-
-    Two hidden 1x1 convolutions of ``hidden`` channels. A cartoon's palette (a few flat colours) is a non-linear
-    function of each pixel's *absolute* colour, which the instance-normalised network cannot see; this head sees
-    the finished colours and can snap them. Its last layer starts at zero (a fresh head changes nothing) and it is
-    per pixel, so tiles and video need nothing new.
-    """
-
-    def __init__(self, channels: int, hidden: int) -> None:
-        super().__init__()
-        self.mlp = nn.Sequential(
-            nn.Conv2d(channels, hidden, kernel_size=1),
-            nn.ReLU(True),
-            nn.Conv2d(hidden, hidden, kernel_size=1),
-            nn.ReLU(True),
-            nn.Conv2d(hidden, channels, kernel_size=1),
-        )
-
-    def forward(self, y: torch.Tensor) -> torch.Tensor:
-        return add_to_image(y, self.mlp(y))
-
-
-def color_head(channels: int, hidden: int) -> nn.Module:
-    """The colour MLP, or a parameter-free identity when ``hidden`` is 0 (saved keys unchanged)."""
-    return ColorMLP(channels, hidden) if hidden else nn.Identity()
-
-
 def add_to_image(image: torch.Tensor, change: torch.Tensor) -> torch.Tensor:
     return (image + change).clamp(-1.0, 1.0)
 
@@ -86,20 +58,4 @@ def zero_last_conv(net: nn.Module) -> nn.Module:
     last.weight.zero_()
     if last.bias is not None:
         last.bias.zero_()
-    return net
-
-
-@torch.no_grad()
-def reset_color_mlp(net: nn.Module) -> nn.Module:
-    """Start every :class:`ColorMLP` in ``net`` at no change, its hidden layers with PyTorch's default init.
-
-    Called after ``init_weights``, whose N(0, 0.02) would leave the hidden units near zero and all alike; the
-    default spreads their ReLU breakpoints over the colour range.
-    """
-    for module in net.modules():
-        if isinstance(module, ColorMLP):
-            for layer in module.mlp:
-                if isinstance(layer, nn.Conv2d):
-                    layer.reset_parameters()
-            zero_last_conv(module)
     return net
