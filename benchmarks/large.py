@@ -8,7 +8,7 @@
 Tables (each figure measured in this run; variants interleaved, each in its own process for peak RSS):
 
 1. 24 MP photo (6000x4000), ResNet-9 (64 filters, random weights: speed and memory only): peak RSS
-   (``ru_maxrss`` of a fresh process that builds the photo, loads the model and stylizes), time of the
+   (peak RSS (``VmHWM``) of a fresh process that builds the photo, loads the model and stylizes), time of the
    stylize call, seam score; naive tiles (each window normalised with its own statistics, hard cuts) and
    seam-free tiles (the picture's statistics from a copy at ``--stats-side``, linear blends). Whole-image
    inference does not fit at this size.
@@ -31,7 +31,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -44,7 +43,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from cyclegan.contract.runtime import cpu_model  # noqa: E402
+from cyclegan.contract.runtime import cpu_model, peak_rss_mib  # noqa: E402
 from cyclegan.contract.tiles import DEFAULT_STATS_SIDE, TileGeometry, geometry, grid  # noqa: E402
 
 
@@ -132,7 +131,7 @@ def worker(args: argparse.Namespace) -> None:
     else:
         raise SystemExit(f"unknown variant {args.worker}")
     seconds = time.perf_counter() - started
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_mb = peak_rss_mib()
     np.save(args.out, out)
     print(json.dumps({"seconds": seconds, "rss_mb": rss_mb}))
 

@@ -4,7 +4,7 @@ Compares plain fp32 eager (the original code's way) with the project's default o
 (``train.mixed_precision=auto``: bf16 autocast where the CPU/GPU computes bf16 natively, else fp32;
 channels_last and cudnn.benchmark on CUDA) and, for reference, forced bf16. On a CUDA device it also
 runs fp16 and bf16 + channels_last + torch.compile. Each configuration runs in its own process so
-the peak RSS (getrusage ru_maxrss) belongs to that configuration alone.
+the peak RSS (``VmHWM``) belongs to that configuration alone.
 
     python benchmarks/train_step.py [--sizes 256 128] [--iters 3] [--warmup 1]
 
@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -41,6 +40,7 @@ def child(size: int, mode: str, iters: int, warmup: int, threads: int) -> dict:
     from accelerate import Accelerator
 
     from cyclegan.config import Config
+    from cyclegan.contract.runtime import peak_rss_mib
     from cyclegan.training.nets import DiscriminatorPair, GeneratorPair
     from cyclegan.training.precision import resolve_mixed_precision
     from cyclegan.training.state import ProcessPools
@@ -88,7 +88,7 @@ def child(size: int, mode: str, iters: int, warmup: int, threads: int) -> dict:
         sync()
         times.append(time.perf_counter() - start)
     finite = all(torch.isfinite(v).item() for v in losses.values())
-    rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_mib = peak_rss_mib()
     return {
         "size": size,
         "mode": mode,

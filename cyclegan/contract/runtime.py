@@ -22,6 +22,23 @@ def available_cpus() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def peak_rss_mib() -> float:
+    """This process's peak resident memory in MiB since it started (its own program, not its parent's).
+
+    ``VmHWM`` from ``/proc/self/status`` where there is one: Linux carries ``getrusage``'s ``ru_maxrss`` across
+    ``fork`` + ``exec``, so a fresh worker started by a big parent reports the parent's peak there.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def session_options(threads: int | None = None) -> Any:
     """``onnxruntime.SessionOptions`` for a CPU: ``threads`` intra-op threads (default: every available CPU),
     one inter-op thread, full graph optimisation, and no spinning (several sessions share the cores)."""
