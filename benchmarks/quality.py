@@ -115,6 +115,11 @@ VARIANTS: dict[str, list[str]] = {
     "demo+ndf64": [*DEMO_RECIPE, "model.ndf=64"],
     "demo+lr1e-4": [*DEMO_RECIPE, "optim.lr=0.0001"],
     "skip+pixelD": [*SKIP, *PIXEL_D],
+    "demo+cycA1": [*DEMO_RECIPE, "loss.lambda_a=1"],
+    "bilateral": [*DEMO_RECIPE, "model.skip_filter=bilateral"],
+    "bilateral+cycA0": [*DEMO_RECIPE, "model.skip_filter=bilateral", "loss.lambda_a=0"],
+    "demo+cycA0": [*DEMO_RECIPE, "loss.lambda_a=0"],
+    "blur3+D1-nonorm": [*BLUR_SKIP, "model.discriminator=n_layers", "model.n_layers_d=1", "model.norm_d=none"],
 }
 
 OUTLINE = (20, 20, 20)  # the filter's outline colour

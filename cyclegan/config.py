@@ -18,7 +18,7 @@ from typing import Any, Literal
 import yaml
 
 from cyclegan.contract import typed
-from cyclegan.contract.card import MAX_SKIP_BLUR, GeneratorKind, NormKind, UpsampleKind
+from cyclegan.contract.card import MAX_SKIP_BLUR, GeneratorKind, NormKind, SkipFilter, UpsampleKind
 from cyclegan.contract.errors import ToolkitError
 from cyclegan.contract.files import write_text_atomic
 
@@ -58,6 +58,7 @@ class ModelConfig:
     upsample: UpsampleKind = "deconv"  # deconv: the reference's layers; resize: nearest 2x + 3x3 conv, no checkerboard
     global_skip: bool = False  # the generator adds a change to its input picture (cyclegan/models/skip.py)
     skip_blur: float = 0.0  # with global_skip: add the change to a Gaussian blur (sigma, px) of the input instead
+    skip_filter: SkipFilter = "gaussian"  # bilateral: edge-preserving smoothing (flat areas) with skip_blur's sigma
     init_type: InitKind = "normal"
     init_gain: float = 0.02
 
@@ -70,6 +71,10 @@ class ModelConfig:
             raise ConfigError(f"model.skip_blur must be a number from 0 to {MAX_SKIP_BLUR:g}, got {self.skip_blur}")
         if self.skip_blur and not self.global_skip:
             raise ConfigError("model.skip_blur needs model.global_skip=true (it blurs what the skip adds)")
+        if self.skip_filter != "gaussian" and not self.skip_blur:
+            raise ConfigError(
+                f"model.skip_filter={self.skip_filter} needs model.skip_blur > 0 (the filter's spatial sigma, px)"
+            )
         if self.global_skip and self.input_nc != self.output_nc:
             raise ConfigError(
                 f"model.global_skip needs model.input_nc == model.output_nc, got {self.input_nc} and {self.output_nc}"

@@ -151,6 +151,7 @@ def card_from_config(
         upsample=m.upsample,
         global_skip=m.global_skip,
         skip_blur=m.skip_blur,
+        skip_filter=m.skip_filter,
         direction=direction,
         source_domain=d.domain_a if a2b else d.domain_b,
         target_domain=d.domain_b if a2b else d.domain_a,

@@ -88,11 +88,18 @@ def test_every_kind_matches_pytorch_at_several_sizes(exported) -> None:
     assert max(c.max_abs_diff for c in report.parity) < 1e-4
 
 
-@pytest.mark.parametrize("skip_blur", [0.0, 1.5])
-def test_global_skip_generator_exports_with_parity(tmp_path: Path, skip_blur: float) -> None:
-    """The image skip (blur, add, clamp) exports and matches PyTorch; the last convolution is perturbed from its
-    zero start so the comparison is not input-versus-input."""
-    model = ModelConfig(generator="resnet_6blocks", ngf=4, upsample="resize", global_skip=True, skip_blur=skip_blur)
+@pytest.mark.parametrize(("skip_blur", "skip_filter"), [(0.0, "gaussian"), (1.5, "gaussian"), (1.5, "bilateral")])
+def test_global_skip_generator_exports_with_parity(tmp_path: Path, skip_blur: float, skip_filter: str) -> None:
+    """The image skip (blur or bilateral filter, add, clamp) exports and matches PyTorch; the last convolution is
+    perturbed from its zero start so the comparison is not input-versus-input."""
+    model = ModelConfig(
+        generator="resnet_6blocks",
+        ngf=4,
+        upsample="resize",
+        global_skip=True,
+        skip_blur=skip_blur,
+        skip_filter=skip_filter,
+    )
     cfg = Config(model=model)
     net = build_generator(cfg.model)
     with torch.no_grad():
@@ -101,7 +108,7 @@ def test_global_skip_generator_exports_with_parity(tmp_path: Path, skip_blur: fl
     report = export_generator(tmp_path / "G.safetensors", tmp_path / "out", FAST)
     assert max(c.max_abs_diff for c in report.parity) < 1e-4
     card = Stylizer(report.variants[0].path).card
-    assert card.global_skip and card.skip_blur == skip_blur
+    assert card.global_skip and card.skip_blur == skip_blur and card.skip_filter == skip_filter
 
 
 def test_dynamic_batch_and_sizes_in_onnxruntime(exported) -> None:

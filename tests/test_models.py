@@ -11,6 +11,7 @@ from cyclegan.contract.card import GENERATOR_KINDS, GeneratorCard
 from cyclegan.contract.sizes import InputSizeError, check_input_size, pad_centred, size_multiple
 from cyclegan.generator_io import card_from_config
 from cyclegan.models import build_discriminator, build_generator, generator_from_card, init_weights, make_generator
+from cyclegan.models.skip import SkipSource
 
 
 def n_params(net: torch.nn.Module) -> int:
@@ -252,6 +253,33 @@ def test_blurred_skip_adds_the_change_to_a_blur_of_the_input(kind: str) -> None:
     assert torch.equal(rebuilt(x), out)
 
 
+@pytest.mark.parametrize("kind", ["resnet_6blocks", "unet_128"])
+def test_bilateral_skip_flattens_texture_and_keeps_edges(kind: str) -> None:
+    cfg = ModelConfig(
+        generator=kind, ngf=4, upsample="resize", global_skip=True, skip_blur=2.0, skip_filter="bilateral"
+    )
+    cfg.validate()
+    net = build_generator(cfg)
+    with torch.no_grad():
+        [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)][-1].weight.zero_()  # isolate the skip
+        [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)][-1].bias.zero_()
+    generator = torch.Generator().manual_seed(0)
+    x = torch.full((1, 3, 128, 128), -0.5)
+    x[..., :, 64:] = 0.5  # two flat areas with a sharp edge between them...
+    x = x + 0.05 * torch.randn(x.shape, generator=generator)  # ...under a fine texture
+    out = net(x)
+    gaussian = SkipSource(3, 2.0)(x)  # a Gaussian blur of the same sigma, for comparison
+    left, right = out[..., 8:120, 8:56], out[..., 8:120, 72:120]
+    assert left.std() < 0.2 * x[..., 8:120, 8:56].std() and right.std() < 0.2 * x[..., 8:120, 72:120].std()
+    edge = (out[..., 63] - out[..., 64]).abs().mean()  # the step across the edge stays nearly whole...
+    assert edge > 0.8 and edge > 3 * (gaussian[..., 63] - gaussian[..., 64]).abs().mean()  # ...a blur spreads it
+    card = card_from_config(Config(model=cfg), "A2B")
+    assert card.skip_filter == "bilateral"
+    rebuilt = generator_from_card(card)
+    rebuilt.load_state_dict(net.state_dict())  # no weights of its own: the saved keys are unchanged
+    assert torch.equal(rebuilt(x), out)
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
@@ -259,6 +287,7 @@ def test_blurred_skip_adds_the_change_to_a_blur_of_the_input(kind: str) -> None:
         ({"global_skip": True, "skip_blur": -1.0}, "model.skip_blur must be a number from 0 to 16"),
         ({"global_skip": True, "skip_blur": float("nan")}, "model.skip_blur must be a number from 0 to 16"),
         ({"global_skip": True, "skip_blur": 17.0}, "model.skip_blur must be a number from 0 to 16"),
+        ({"global_skip": True, "skip_filter": "bilateral"}, "model.skip_filter=bilateral needs model.skip_blur > 0"),
     ],
 )
 def test_skip_blur_is_validated(overrides: dict, message: str) -> None:

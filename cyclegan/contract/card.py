@@ -33,11 +33,13 @@ MAX_SKIP_BLUR = 16.0  # sigma in pixels of the skip's blur (cyclegan.models.skip
 GeneratorKind = Literal["resnet_9blocks", "resnet_6blocks", "unet_128", "unet_256"]
 NormKind = Literal["instance", "batch", "none"]
 UpsampleKind = Literal["deconv", "resize"]  # cyclegan.models.upsample
+SkipFilter = Literal["gaussian", "bilateral"]  # what the image skip smooths with (cyclegan.models.skip)
 Direction = Literal["A2B", "B2A"]
 Precision = Literal["fp32", "fp16", "int8"]
 GENERATOR_KINDS: tuple[str, ...] = get_args(GeneratorKind)
 NORM_KINDS: tuple[str, ...] = get_args(NormKind)
 UPSAMPLE_KINDS: tuple[str, ...] = get_args(UpsampleKind)
+SKIP_FILTERS: tuple[str, ...] = get_args(SkipFilter)
 DIRECTIONS: tuple[str, ...] = get_args(Direction)
 PRECISIONS: tuple[str, ...] = get_args(Precision)
 assert all(sizes.size_multiple(kind) and sizes.min_side(kind) for kind in GENERATOR_KINDS)
@@ -61,6 +63,7 @@ class GeneratorCard:
     upsample: UpsampleKind = "deconv"
     global_skip: bool = False  # output = clamp(input + network(input)) (cyclegan.models.skip)
     skip_blur: float = 0.0  # > 0: the skip adds a Gaussian blur of the input with this sigma (px) instead
+    skip_filter: SkipFilter = "gaussian"  # bilateral: an edge-preserving smoothing with skip_blur's spatial sigma
     # Which way it maps and what the domains are called.
     direction: Direction = "A2B"  # A2B (G_A in the paper's code) or B2A (G_B)
     source_domain: str = "A"
@@ -123,6 +126,7 @@ class GeneratorCard:
     def validate(self) -> GeneratorCard:
         """Raise :class:`CardError` for values no generator of this toolkit can have."""
         for name, allowed in (("generator", GENERATOR_KINDS), ("norm", NORM_KINDS), ("upsample", UPSAMPLE_KINDS),
+                              ("skip_filter", SKIP_FILTERS),
                               ("direction", DIRECTIONS), ("precision", (*PRECISIONS, None))):  # fmt: skip
             if getattr(self, name) not in allowed:
                 raise CardError(
@@ -141,6 +145,8 @@ class GeneratorCard:
             raise CardError(f"card field skip_blur must be from 0 to {MAX_SKIP_BLUR:g}, got {self.skip_blur!r}")
         if self.skip_blur and not self.global_skip:
             raise CardError("card field skip_blur needs global_skip")
+        if self.skip_filter != "gaussian" and not self.skip_blur:
+            raise CardError(f"card field skip_filter={self.skip_filter} needs skip_blur (its spatial sigma)")
         if self.global_skip and self.input_nc != self.output_nc:
             raise CardError(
                 f"card: global_skip needs as many output as input channels, got {self.input_nc} -> {self.output_nc}"

@@ -54,10 +54,11 @@ class ResnetGenerator(nn.Module):
         upsample: str = "deconv",
         global_skip: bool = False,
         skip_blur: float = 0.0,
+        skip_filter: str = "gaussian",
     ) -> None:
         super().__init__()
         self.global_skip = global_skip  # see .skip
-        self.skip_source = SkipSource(input_nc, skip_blur)
+        self.skip_source = SkipSource(input_nc, skip_blur, skip_filter)
         if n_blocks < 0:
             raise ValueError(f"n_blocks must be >= 0, got {n_blocks}")
         self.kind = f"resnet_{n_blocks}blocks"

@@ -79,10 +79,11 @@ class UnetGenerator(nn.Module):
         upsample: str = "deconv",
         global_skip: bool = False,
         skip_blur: float = 0.0,
+        skip_filter: str = "gaussian",
     ) -> None:
         super().__init__()
         self.global_skip = global_skip  # see .skip
-        self.skip_source = SkipSource(input_nc, skip_blur)
+        self.skip_source = SkipSource(input_nc, skip_blur, skip_filter)
         if num_downs < 5:
             raise ValueError(f"num_downs must be >= 5, got {num_downs}")
         self.kind = f"unet_{2**num_downs}"
