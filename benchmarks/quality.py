@@ -9,7 +9,8 @@ data (``configs/tiny_cpu.yaml`` plus the variant's overrides, in its own process
 held-out photos and is scored against the ground truth:
 
 * MAE and PSNR against the ground truth, next to the identity baseline (the photo itself vs the ground truth):
-  a variant that does not beat the identity has learnt nothing useful;
+  a variant that does not beat the identity has learnt nothing useful; and each skip's smoothing alone (Gaussian,
+  bilateral, bilateral then Gaussian, sigma 3, no network): a variant's network adds the difference to its skip's;
 * MAE on the ground truth's outline pixels and on the rest, where the error comes from (the outlines cover about
   a tenth of the picture);
 * the checkerboard score (``cyclegan.evaluation.scores``): stride-2 spectral energy of the output relative to the
@@ -37,6 +38,7 @@ from PIL import Image, ImageFilter
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from cyclegan.contract.card import SKIP_FILTERS  # noqa: E402
 from cyclegan.contract.images import open_image, save_image, to_rgb  # noqa: E402
 from cyclegan.contract.runtime import cpu_model  # noqa: E402
 from cyclegan.demo import RECIPE as DEMO_RECIPE  # noqa: E402
@@ -61,9 +63,11 @@ PHOTOS_TEST = [
 RECIPE = ["model.upsample=resize", "train.identity_warmup_steps=200", "train.ema_decay=0.995"]  # the earlier demo's
 SKIP = ["model.upsample=resize", "model.global_skip=true", "train.ema_decay=0.995"]
 BLUR_SKIP = [*SKIP, "model.skip_blur=3"]  # the demo's recipe before the pixel discriminator
-PIXEL_D = ["model.discriminator=pixel", "model.norm_d=none"]  # the demo's discriminator (DEMO_RECIPE = BLUR_SKIP + it)
+PIXEL_D = ["model.discriminator=pixel", "model.norm_d=none"]  # the demo's discriminator since then
+PIXEL_D_DEMO = [*BLUR_SKIP, *PIXEL_D]  # the demo's recipe before the bilateral skip and lambda_a=0 (DEMO_RECIPE)
 VARIANTS: dict[str, list[str]] = {
-    "demo": DEMO_RECIPE,
+    "demo": DEMO_RECIPE,  # the bilateral-then-blur skip, pixel discriminator, lambda_a=0
+    "pixelD": PIXEL_D_DEMO,
     "paper": [],
     "resize": ["model.upsample=resize"],
     "resize+warmup": ["model.upsample=resize", "train.identity_warmup_steps=200"],
@@ -112,13 +116,22 @@ VARIANTS: dict[str, list[str]] = {
     "blur3+D2": [*BLUR_SKIP, "model.discriminator=n_layers", "model.n_layers_d=2"],
     "blur3+cycA1": [*BLUR_SKIP, "loss.lambda_a=1"],
     "blur3+pixelD-in": [*BLUR_SKIP, "model.discriminator=pixel"],  # the pixel discriminator with instance norm
-    "demo+ndf64": [*DEMO_RECIPE, "model.ndf=64"],
-    "demo+lr1e-4": [*DEMO_RECIPE, "optim.lr=0.0001"],
+    "pixelD+ndf64": [*PIXEL_D_DEMO, "model.ndf=64"],
+    "pixelD+lr1e-4": [*PIXEL_D_DEMO, "optim.lr=0.0001"],
     "skip+pixelD": [*SKIP, *PIXEL_D],
-    "demo+cycA1": [*DEMO_RECIPE, "loss.lambda_a=1"],
-    "bilateral": [*DEMO_RECIPE, "model.skip_filter=bilateral"],
-    "bilateral+cycA0": [*DEMO_RECIPE, "model.skip_filter=bilateral", "loss.lambda_a=0"],
-    "demo+cycA0": [*DEMO_RECIPE, "loss.lambda_a=0"],
+    "pixelD+cycA1": [*PIXEL_D_DEMO, "loss.lambda_a=1"],
+    "bilateral": [*PIXEL_D_DEMO, "model.skip_filter=bilateral"],
+    "bilateral+cycA0": [*PIXEL_D_DEMO, "model.skip_filter=bilateral", "loss.lambda_a=0"],
+    "bilateral-blur": [*PIXEL_D_DEMO, "model.skip_filter=bilateral_gaussian"],
+    "bilateral+patchD": [*BLUR_SKIP, "model.skip_filter=bilateral"],  # with the 70x70 PatchGAN, for strokes
+    "bilateral+D2-nonorm": [
+        *BLUR_SKIP,
+        "model.skip_filter=bilateral",
+        "model.discriminator=n_layers",
+        "model.n_layers_d=2",
+        "model.norm_d=none",
+    ],
+    "pixelD+cycA0": [*PIXEL_D_DEMO, "loss.lambda_a=0"],
     "blur3+D1-nonorm": [*BLUR_SKIP, "model.discriminator=n_layers", "model.n_layers_d=1", "model.norm_d=none"],
 }
 
@@ -235,6 +248,25 @@ def baseline(data: Path) -> dict[str, float]:
     return dict(zip(COLUMNS, np.mean(rows, axis=0).tolist()))
 
 
+def skip_baseline(data: Path, kind: str) -> dict[str, float]:
+    """The image skip's smoothing alone (``model.skip_filter=KIND``, sigma 3 as in the demo), no network: what a
+    variant with that skip scores before it learns anything; its network's own contribution is the difference."""
+    import torch
+
+    from cyclegan.contract.pixels import from_model, to_model
+    from cyclegan.models.skip import SkipSource
+
+    smooth = SkipSource(3, 3.0, kind)
+    rows = []
+    for photo_path in sorted((data / "testA").iterdir()):
+        photo = np.asarray(to_rgb(open_image(photo_path)))
+        truth = np.asarray(to_rgb(open_image(data / "truth" / photo_path.name)))
+        with torch.no_grad():
+            out = from_model(smooth(torch.from_numpy(to_model(photo[None]))).numpy())[0]
+        rows.append((*errors(out, truth), checkerboard_score(out, photo)))
+    return dict(zip(COLUMNS, np.mean(rows, axis=0).tolist()))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=1800, help="training steps per variant (the demo's budget)")
@@ -262,6 +294,11 @@ def main() -> None:
     print(f"{'identity (input)':<22} {0:>6} {row['mae']:>7.2f} {row['psnr']:>7.2f} {row['mae_outlines']:>8.2f} "
           f"{row['mae_rest']:>6.2f} {1.0:>8.2f} {0:>7.0f}"
           f"   (ground truth's checkerboard score: {row['checkerboard']:.2f})")  # fmt: skip
+    for kind in SKIP_FILTERS:
+        name = f"{kind} skip alone"
+        row = results[name] = {**skip_baseline(data, kind), "seconds": 0.0}
+        print(f"{name:<22} {0:>6} {row['mae']:>7.2f} {row['psnr']:>7.2f} {row['mae_outlines']:>8.2f} "
+              f"{row['mae_rest']:>6.2f} {row['checkerboard']:>8.2f} {0:>7.0f}")  # fmt: skip
     for name in names:
         run = work / "runs" / name
         timing = run / "train_seconds.txt"

@@ -58,7 +58,7 @@ class ModelConfig:
     upsample: UpsampleKind = "deconv"  # deconv: the reference's layers; resize: nearest 2x + 3x3 conv, no checkerboard
     global_skip: bool = False  # the generator adds a change to its input picture (cyclegan/models/skip.py)
     skip_blur: float = 0.0  # with global_skip: add the change to a Gaussian blur (sigma, px) of the input instead
-    skip_filter: SkipFilter = "gaussian"  # bilateral: edge-preserving smoothing (flat areas) with skip_blur's sigma
+    skip_filter: SkipFilter = "gaussian"  # bilateral(_gaussian): edge-preserving smoothing (then the blur), same sigma
     init_type: InitKind = "normal"
     init_gain: float = 0.02
 

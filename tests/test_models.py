@@ -280,6 +280,16 @@ def test_bilateral_skip_flattens_texture_and_keeps_edges(kind: str) -> None:
     assert torch.equal(rebuilt(x), out)
 
 
+def test_bilateral_gaussian_skip_is_the_blur_of_the_bilateral_filter() -> None:
+    x = torch.rand(1, 3, 48, 40) * 2 - 1
+    x[..., :, 20:] += 0.5  # an edge for the bilateral filter to keep
+    both = SkipSource(3, 2.0, "bilateral_gaussian")(x)
+    assert torch.allclose(both, SkipSource(3, 2.0)(SkipSource(3, 2.0, "bilateral")(x)), atol=1e-6)
+    assert not torch.allclose(both, SkipSource(3, 2.0)(x), atol=1e-3)
+    with pytest.raises(ValueError, match="needs a spatial sigma"):
+        SkipSource(3, 0.0, "bilateral_gaussian")
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
@@ -288,6 +298,7 @@ def test_bilateral_skip_flattens_texture_and_keeps_edges(kind: str) -> None:
         ({"global_skip": True, "skip_blur": float("nan")}, "model.skip_blur must be a number from 0 to 16"),
         ({"global_skip": True, "skip_blur": 17.0}, "model.skip_blur must be a number from 0 to 16"),
         ({"global_skip": True, "skip_filter": "bilateral"}, "model.skip_filter=bilateral needs model.skip_blur > 0"),
+        ({"global_skip": True, "skip_filter": "bilateral_gaussian"}, "bilateral_gaussian needs model.skip_blur > 0"),
     ],
 )
 def test_skip_blur_is_validated(overrides: dict, message: str) -> None:

@@ -33,7 +33,8 @@ MAX_SKIP_BLUR = 16.0  # sigma in pixels of the skip's blur (cyclegan.models.skip
 GeneratorKind = Literal["resnet_9blocks", "resnet_6blocks", "unet_128", "unet_256"]
 NormKind = Literal["instance", "batch", "none"]
 UpsampleKind = Literal["deconv", "resize"]  # cyclegan.models.upsample
-SkipFilter = Literal["gaussian", "bilateral"]  # what the image skip smooths with (cyclegan.models.skip)
+# What the image skip smooths with (cyclegan.models.skip.SkipSource).
+SkipFilter = Literal["gaussian", "bilateral", "bilateral_gaussian"]
 Direction = Literal["A2B", "B2A"]
 Precision = Literal["fp32", "fp16", "int8"]
 GENERATOR_KINDS: tuple[str, ...] = get_args(GeneratorKind)
@@ -63,7 +64,7 @@ class GeneratorCard:
     upsample: UpsampleKind = "deconv"
     global_skip: bool = False  # output = clamp(input + network(input)) (cyclegan.models.skip)
     skip_blur: float = 0.0  # > 0: the skip adds a Gaussian blur of the input with this sigma (px) instead
-    skip_filter: SkipFilter = "gaussian"  # bilateral: an edge-preserving smoothing with skip_blur's spatial sigma
+    skip_filter: SkipFilter = "gaussian"  # bilateral(_gaussian): edge-preserving smoothing (then the blur), same sigma
     # Which way it maps and what the domains are called.
     direction: Direction = "A2B"  # A2B (G_A in the paper's code) or B2A (G_B)
     source_domain: str = "A"
