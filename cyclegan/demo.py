@@ -32,21 +32,18 @@ from cyclegan.contract.errors import EXIT_FAILED, ToolkitError, reports_errors
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-# The recipe benchmarks/quality.py measured best for the demo's budget (README, "Style quality at small budgets"),
-# on top of tiny_cpu.yaml: no checkerboard (resize upsampling); the photo's colours carried by a skip that smooths
-# the photo into flat areas and blurs their edges (bilateral then Gaussian), so the network draws every edge and
-# outline itself; a per-pixel discriminator (it judges the palette and the dark outline pixels, and leaves no
-# texture to imitate: no colour fringes); no A -> B -> A cycle, which made the network keep the photo's detail
-# (the skip holds the picture's content, and the B -> A -> B cycle and the identity loss stay); exported weights
-# averaged.
+# The recipe benchmarks/quality.py measured best for the demo's budget (README, "Style quality at small budgets"):
+# no checkerboard (resize upsampling), the photo's colours carried by a blurred skip while the network draws the
+# edges and flat areas, a per-pixel discriminator (it judges the palette and the dark outline pixels, and leaves
+# no texture to imitate: no colour fringes), exported weights averaged. On top of tiny_cpu.yaml. Without the
+# A -> B -> A cycle (lambda_a=0) the benchmark scored better, but on the demo's own cartoon the photo's colours
+# drifted to the cartoon's greens: the cycle is what keeps them.
 RECIPE = [
     "model.upsample=resize",
     "model.global_skip=true",
     "model.skip_blur=3",
-    "model.skip_filter=bilateral_gaussian",
     "model.discriminator=pixel",
     "model.norm_d=none",
-    "loss.lambda_a=0",
     "train.ema_decay=0.995",
 ]
 
