@@ -219,24 +219,39 @@ def errors(out: np.ndarray, truth: np.ndarray) -> tuple[float, float, float, flo
 COLUMNS = ("mae", "psnr", "mae_outlines", "mae_rest", "checkerboard")
 
 
-def score_variant(run: Path, data: Path, save_to: Path | None) -> dict[str, float]:
-    """G_A of the run on every held-out photo, scored against the ground truth and the photo."""
+def score_images(model, data: Path, save_to: Path | None = None) -> dict[str, float]:  # noqa: ANN001 - torch callable
+    """``model`` (a torch module: a generator, or a skip's smoothing) on every held-out photo, scored against the
+    ground truth and the photo."""
     import torch
 
     from cyclegan.contract.pixels import from_model, to_model
-    from cyclegan.generator_io import load_generator
 
-    generator, _ = load_generator(run / "generators" / "A2B.safetensors")
     rows = []
     for photo_path in sorted((data / "testA").iterdir()):
         photo = np.asarray(to_rgb(open_image(photo_path)))
         truth = np.asarray(to_rgb(open_image(data / "truth" / photo_path.name)))
         with torch.no_grad():
-            out = from_model(generator(torch.from_numpy(to_model(photo[None]))).numpy())[0]
+            out = from_model(model(torch.from_numpy(to_model(photo[None]))).numpy())[0]
         if save_to is not None:
             save_image(Image.fromarray(out), save_to / photo_path.name)
         rows.append((*errors(out, truth), checkerboard_score(out, photo)))
     return dict(zip(COLUMNS, np.mean(rows, axis=0).tolist()))
+
+
+def score_variant(run: Path, data: Path, save_to: Path | None) -> dict[str, float]:
+    """G_A of the run on every held-out photo."""
+    from cyclegan.generator_io import load_generator
+
+    generator, _ = load_generator(run / "generators" / "A2B.safetensors")
+    return score_images(generator, data, save_to)
+
+
+def skip_baseline(data: Path, kind: str) -> dict[str, float]:
+    """The image skip's smoothing alone (``model.skip_filter=KIND``, sigma 3 as in the demo), no network: what a
+    variant with that skip scores before it learns anything; its network's own contribution is the difference."""
+    from cyclegan.models.skip import SkipSource
+
+    return score_images(SkipSource(3, 3.0, kind), data)
 
 
 def baseline(data: Path) -> dict[str, float]:
@@ -245,25 +260,6 @@ def baseline(data: Path) -> dict[str, float]:
         photo = np.asarray(to_rgb(open_image(photo_path)))
         truth = np.asarray(to_rgb(open_image(data / "truth" / photo_path.name)))
         rows.append((*errors(photo, truth), checkerboard_score(truth, photo)))
-    return dict(zip(COLUMNS, np.mean(rows, axis=0).tolist()))
-
-
-def skip_baseline(data: Path, kind: str) -> dict[str, float]:
-    """The image skip's smoothing alone (``model.skip_filter=KIND``, sigma 3 as in the demo), no network: what a
-    variant with that skip scores before it learns anything; its network's own contribution is the difference."""
-    import torch
-
-    from cyclegan.contract.pixels import from_model, to_model
-    from cyclegan.models.skip import SkipSource
-
-    smooth = SkipSource(3, 3.0, kind)
-    rows = []
-    for photo_path in sorted((data / "testA").iterdir()):
-        photo = np.asarray(to_rgb(open_image(photo_path)))
-        truth = np.asarray(to_rgb(open_image(data / "truth" / photo_path.name)))
-        with torch.no_grad():
-            out = from_model(smooth(torch.from_numpy(to_model(photo[None]))).numpy())[0]
-        rows.append((*errors(out, truth), checkerboard_score(out, photo)))
     return dict(zip(COLUMNS, np.mean(rows, axis=0).tolist()))
 
 
@@ -288,16 +284,16 @@ def main() -> None:
     print(f"# {cpu_model()}, {os.cpu_count()} CPUs; {args.steps} steps per variant, seed {args.seed}, "
           f"{crops} crops per half photo ({len(PHOTOS_TRAIN)} photos), work folder {work}")  # fmt: skip
     results = {"identity (input)": {**baseline(data), "seconds": 0.0}}
-    print(f"{'variant':<22} {'steps':>6} {'MAE':>7} {'PSNR':>7} {'outlines':>8} {'rest':>6} {'checker':>8} "
+    print(f"{'variant':<30} {'steps':>6} {'MAE':>7} {'PSNR':>7} {'outlines':>8} {'rest':>6} {'checker':>8} "
           f"{'time s':>7}")  # fmt: skip
     row = results["identity (input)"]
-    print(f"{'identity (input)':<22} {0:>6} {row['mae']:>7.2f} {row['psnr']:>7.2f} {row['mae_outlines']:>8.2f} "
+    print(f"{'identity (input)':<30} {0:>6} {row['mae']:>7.2f} {row['psnr']:>7.2f} {row['mae_outlines']:>8.2f} "
           f"{row['mae_rest']:>6.2f} {1.0:>8.2f} {0:>7.0f}"
           f"   (ground truth's checkerboard score: {row['checkerboard']:.2f})")  # fmt: skip
     for kind in SKIP_FILTERS:
         name = f"{kind} skip alone"
         row = results[name] = {**skip_baseline(data, kind), "seconds": 0.0}
-        print(f"{name:<22} {0:>6} {row['mae']:>7.2f} {row['psnr']:>7.2f} {row['mae_outlines']:>8.2f} "
+        print(f"{name:<30} {0:>6} {row['mae']:>7.2f} {row['psnr']:>7.2f} {row['mae_outlines']:>8.2f} "
               f"{row['mae_rest']:>6.2f} {row['checkerboard']:>8.2f} {0:>7.0f}")  # fmt: skip
     for name in names:
         run = work / "runs" / name
@@ -309,7 +305,7 @@ def main() -> None:
             timing.write_text(f"{seconds:.1f}\n")
         row = {**score_variant(run, data, work / "outputs" / name), "seconds": seconds}
         results[name] = row
-        print(f"{name:<22} {args.steps:>6} {row['mae']:>7.2f} {row['psnr']:>7.2f} {row['mae_outlines']:>8.2f} "
+        print(f"{name:<30} {args.steps:>6} {row['mae']:>7.2f} {row['psnr']:>7.2f} {row['mae_outlines']:>8.2f} "
               f"{row['mae_rest']:>6.2f} {row['checkerboard']:>8.2f} {seconds:>7.0f}", flush=True)  # fmt: skip
     if args.json:
         from cyclegan.contract.files import write_text_atomic
