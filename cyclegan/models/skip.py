@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cyclegan.contract.card import SKIP_FILTERS
+
 # The bilateral skip (``model.skip_filter=bilateral``): 2r+1 neighbours per axis with r = ceil(sigma), colour
 # distances in model units ([-1, 1]; photo texture is about 0.1, edges 0.5 and more), applied three times. Chosen
 # by eye on the benchmark's photos: fur and wood become flat areas, the edges between them stay sharp.
@@ -37,8 +39,8 @@ class SkipSource(nn.Module):
 
     def __init__(self, channels: int, sigma: float = 0.0, kind: str = "gaussian") -> None:
         super().__init__()
-        if kind not in ("gaussian", "bilateral", "bilateral_gaussian"):
-            raise ValueError(f"unknown skip filter {kind!r}")
+        if kind not in SKIP_FILTERS:
+            raise ValueError(f"unknown skip filter {kind!r}: use one of {', '.join(SKIP_FILTERS)}")
         if kind != "gaussian" and not sigma:
             raise ValueError(f"the {kind} skip needs a spatial sigma > 0")
         self.channels, self.sigma, self.kind = channels, sigma, kind
