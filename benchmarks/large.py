@@ -8,7 +8,7 @@
 Tables (each figure measured in this run; variants interleaved, each in its own process for peak RSS):
 
 1. 24 MP photo (6000x4000), ResNet-9 (64 filters, random weights: speed and memory only): peak RSS
-   (peak RSS (``VmHWM``) of a fresh process that builds the photo, loads the model and stylizes), time of the
+   (``VmHWM`` of a fresh process that builds the photo, loads the model and stylizes), time of the
    stylize call, seam score; naive tiles (each window normalised with its own statistics, hard cuts) and
    seam-free tiles (the picture's statistics from a copy at ``--stats-side``, linear blends). Whole-image
    inference does not fit at this size.

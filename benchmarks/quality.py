@@ -263,6 +263,11 @@ def baseline(data: Path) -> dict[str, float]:
     return dict(zip(COLUMNS, np.mean(rows, axis=0).tolist()))
 
 
+def print_row(name: str, steps: int, row: dict[str, float], note: str = "") -> None:
+    print(f"{name:<30} {steps:>6} {row['mae']:>7.2f} {row['psnr']:>7.2f} {row['mae_outlines']:>8.2f} "
+          f"{row['mae_rest']:>6.2f} {row['checkerboard']:>8.2f} {row['seconds']:>7.0f}{note}", flush=True)  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=1800, help="training steps per variant (the demo's budget)")
@@ -287,14 +292,12 @@ def main() -> None:
     print(f"{'variant':<30} {'steps':>6} {'MAE':>7} {'PSNR':>7} {'outlines':>8} {'rest':>6} {'checker':>8} "
           f"{'time s':>7}")  # fmt: skip
     row = results["identity (input)"]
-    print(f"{'identity (input)':<30} {0:>6} {row['mae']:>7.2f} {row['psnr']:>7.2f} {row['mae_outlines']:>8.2f} "
-          f"{row['mae_rest']:>6.2f} {1.0:>8.2f} {0:>7.0f}"
-          f"   (ground truth's checkerboard score: {row['checkerboard']:.2f})")  # fmt: skip
+    print_row("identity (input)", 0, {**row, "checkerboard": 1.0},
+              f"   (ground truth's checkerboard score: {row['checkerboard']:.2f})")  # fmt: skip
     for kind in SKIP_FILTERS:
         name = f"{kind} skip alone"
-        row = results[name] = {**skip_baseline(data, kind), "seconds": 0.0}
-        print(f"{name:<30} {0:>6} {row['mae']:>7.2f} {row['psnr']:>7.2f} {row['mae_outlines']:>8.2f} "
-              f"{row['mae_rest']:>6.2f} {row['checkerboard']:>8.2f} {0:>7.0f}")  # fmt: skip
+        results[name] = {**skip_baseline(data, kind), "seconds": 0.0}
+        print_row(name, 0, results[name])
     for name in names:
         run = work / "runs" / name
         timing = run / "train_seconds.txt"
@@ -305,8 +308,7 @@ def main() -> None:
             timing.write_text(f"{seconds:.1f}\n")
         row = {**score_variant(run, data, work / "outputs" / name), "seconds": seconds}
         results[name] = row
-        print(f"{name:<30} {args.steps:>6} {row['mae']:>7.2f} {row['psnr']:>7.2f} {row['mae_outlines']:>8.2f} "
-              f"{row['mae_rest']:>6.2f} {row['checkerboard']:>8.2f} {seconds:>7.0f}", flush=True)  # fmt: skip
+        print_row(name, args.steps, row)
     if args.json:
         from cyclegan.contract.files import write_text_atomic
 

@@ -43,7 +43,7 @@ class SkipSource(nn.Module):
             raise ValueError(f"unknown skip filter {kind!r}: use one of {', '.join(SKIP_FILTERS)}")
         if kind != "gaussian" and not sigma:
             raise ValueError(f"the {kind} skip needs a spatial sigma > 0")
-        self.channels, self.sigma, self.kind = channels, sigma, kind
+        self.channels, self.sigma = channels, sigma
         self.bilateral_radius = math.ceil(sigma) if kind != "gaussian" else 0
         self.radius = 0 if kind == "bilateral" else (math.ceil(3 * sigma) if sigma > 0 else 0)  # the blur's
         t = torch.arange(-self.radius, self.radius + 1, dtype=torch.float32)
