@@ -14,7 +14,10 @@ held-out photos and is scored against the ground truth:
 * MAE on the ground truth's outline pixels and on the rest, where the error comes from (the outlines cover about
   a tenth of the picture);
 * the checkerboard score (``cyclegan.evaluation.scores``): stride-2 spectral energy of the output relative to the
-  photo's; about 1 is clean, a grid shows as clearly more.
+  photo's; about 1 is clean, a grid shows as clearly more;
+* the flatness (share of flat pixels; the ground truth's is printed with the identity row) and the colour shift
+  from the photo (palette drift at a 4 px blur, 0-255; the ground truth's own shift, from its four levels per
+  channel, is printed too): the scores ``cyclegan eval`` gives any stylization, read here against a known answer.
 
     python benchmarks/quality.py [--steps 1800] [--variants paper,resize,recipe] [--small-data] [--json out.json]
 
@@ -43,7 +46,7 @@ from cyclegan.contract.images import open_image, save_image, to_rgb  # noqa: E40
 from cyclegan.contract.runtime import cpu_model  # noqa: E402
 from cyclegan.demo import RECIPE as DEMO_RECIPE  # noqa: E402
 from cyclegan.demo_assets import photo_crops, shipped_photo  # noqa: E402
-from cyclegan.evaluation.scores import checkerboard_score, mae, psnr  # noqa: E402
+from cyclegan.evaluation.scores import checkerboard_score, colour_shift, flatness, mae, psnr  # noqa: E402
 
 # Training photos: the left half of each gives domain A crops, the right half domain B crops (filtered), so the
 # two domains share their colours and subjects and differ only in the style; no pixel is in both.
@@ -216,7 +219,11 @@ def errors(out: np.ndarray, truth: np.ndarray) -> tuple[float, float, float, flo
     return mae(out, truth), psnr(out, truth), float(error[outline].mean()), float(error[~outline].mean())
 
 
-COLUMNS = ("mae", "psnr", "mae_outlines", "mae_rest", "checkerboard")
+COLUMNS = ("mae", "psnr", "mae_outlines", "mae_rest", "checkerboard", "flatness", "colour_shift")
+
+
+def style_scores(out: np.ndarray, photo: np.ndarray) -> tuple[float, float, float]:
+    return checkerboard_score(out, photo), flatness(out), colour_shift(out, photo)
 
 
 def score_images(model, data: Path, save_to: Path | None = None) -> dict[str, float]:  # noqa: ANN001 - torch callable
@@ -234,7 +241,7 @@ def score_images(model, data: Path, save_to: Path | None = None) -> dict[str, fl
             out = from_model(model(torch.from_numpy(to_model(photo[None]))).numpy())[0]
         if save_to is not None:
             save_image(Image.fromarray(out), save_to / photo_path.name)
-        rows.append((*errors(out, truth), checkerboard_score(out, photo)))
+        rows.append((*errors(out, truth), *style_scores(out, photo)))
     return dict(zip(COLUMNS, np.mean(rows, axis=0).tolist()))
 
 
@@ -254,18 +261,22 @@ def skip_baseline(data: Path, kind: str) -> dict[str, float]:
     return score_images(SkipSource(3, 3.0, kind), data)
 
 
-def baseline(data: Path) -> dict[str, float]:
-    rows = []
+def baseline(data: Path) -> tuple[dict[str, float], dict[str, float]]:
+    """The photos returned as they are, and the ground truth's own style scores (what a perfect model scores)."""
+    identity, truths = [], []
     for photo_path in sorted((data / "testA").iterdir()):
         photo = np.asarray(to_rgb(open_image(photo_path)))
         truth = np.asarray(to_rgb(open_image(data / "truth" / photo_path.name)))
-        rows.append((*errors(photo, truth), checkerboard_score(truth, photo)))
-    return dict(zip(COLUMNS, np.mean(rows, axis=0).tolist()))
+        identity.append((*errors(photo, truth), *style_scores(photo, photo)))
+        truths.append(style_scores(truth, photo))
+    truth_scores = dict(zip(COLUMNS[-3:], np.mean(truths, axis=0).tolist()))
+    return dict(zip(COLUMNS, np.mean(identity, axis=0).tolist())), truth_scores
 
 
 def print_row(name: str, steps: int, row: dict[str, float], note: str = "") -> None:
     print(f"{name:<30} {steps:>6} {row['mae']:>7.2f} {row['psnr']:>7.2f} {row['mae_outlines']:>8.2f} "
-          f"{row['mae_rest']:>6.2f} {row['checkerboard']:>8.2f} {row['seconds']:>7.0f}{note}", flush=True)  # fmt: skip
+          f"{row['mae_rest']:>6.2f} {row['checkerboard']:>8.2f} {row['flatness']:>6.3f} {row['colour_shift']:>6.2f} "
+          f"{row['seconds']:>7.0f}{note}", flush=True)  # fmt: skip
 
 
 def main() -> None:
@@ -288,12 +299,13 @@ def main() -> None:
     data = build_task(work / "data", crops, crop_size=72)
     print(f"# {cpu_model()}, {os.cpu_count()} CPUs; {args.steps} steps per variant, seed {args.seed}, "
           f"{crops} crops per half photo ({len(PHOTOS_TRAIN)} photos), work folder {work}")  # fmt: skip
-    results = {"identity (input)": {**baseline(data), "seconds": 0.0}}
+    identity, truth = baseline(data)
+    results = {"identity (input)": {**identity, "seconds": 0.0}, "ground truth": truth}
     print(f"{'variant':<30} {'steps':>6} {'MAE':>7} {'PSNR':>7} {'outlines':>8} {'rest':>6} {'checker':>8} "
-          f"{'time s':>7}")  # fmt: skip
-    row = results["identity (input)"]
-    print_row("identity (input)", 0, {**row, "checkerboard": 1.0},
-              f"   (ground truth's checkerboard score: {row['checkerboard']:.2f})")  # fmt: skip
+          f"{'flat':>6} {'colour':>6} {'time s':>7}")  # fmt: skip
+    print_row("identity (input)", 0, results["identity (input)"],
+              f"   (ground truth: checkerboard {truth['checkerboard']:.2f}, flatness {truth['flatness']:.3f}, "
+              f"colour shift {truth['colour_shift']:.2f})")  # fmt: skip
     for kind in SKIP_FILTERS:
         name = f"{kind} skip alone"
         results[name] = {**skip_baseline(data, kind), "seconds": 0.0}

@@ -417,7 +417,23 @@ def eval_lines(plan: DemoPlan) -> list[str]:
         base = report["baseline"].get(key)
         lines.append(f"  {key:<13} {value:10.4f}" + (f"   / {base:.4f}" if base is not None else ""))
     lines.append("  (checkerboard: about 1 = no stride-2 grid, clean outlines 1-2, a grid several times more)")
+    cartoon = cartoon_flatness(plan)
+    on_cartoon = "" if cartoon is None else f", {cartoon:.4f} on the cartoon's held-out frames"
+    lines.append(f"  (flatness: share of flat pixels{on_cartoon}; colour_shift: palette drift from the photo, 0-255)")
     return lines
+
+
+def cartoon_flatness(plan: DemoPlan) -> float | None:
+    """The mean flatness of the cartoon's held-out frames (testB): the figure a cartoon style moves towards."""
+    import numpy as np
+
+    from cyclegan.contract.images import list_images, open_image
+    from cyclegan.evaluation.scores import flatness
+
+    frames = list_images(plan.dataset / "testB")
+    if not frames:
+        return None
+    return float(np.mean([flatness(np.asarray(open_image(p).convert("RGB"))) for p in frames]))
 
 
 def report(plan: DemoPlan) -> None:

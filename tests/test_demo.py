@@ -43,6 +43,8 @@ def test_demo_pipeline_end_to_end(tmp_path):
     # The exported model's scores on the held-out photos, as `cyclegan eval` wrote them.
     scores = json.loads(plan.eval_json.read_text())["scores"]
     assert f"checkerboard  {scores['checkerboard']:10.4f}" in summary
+    assert f"colour_shift  {scores['colour_shift']:10.4f}" in summary
+    assert f"flatness      {scores['flatness']:10.4f}" in summary and "on the cartoon's held-out frames" in summary
 
     # A second run resumes instead of starting over: training has nothing left to do.
     before = (plan.run / "metrics.jsonl").read_text()

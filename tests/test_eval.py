@@ -98,18 +98,25 @@ def test_onnx_paired_and_unpaired_scores(data, onnx_model, tmp_path) -> None:
     assert b["mae"] > 30 and b["psnr"] < 20
     # a 1x1 conv adds no grid (the score is not exactly 1: permuting colours changes the luminance's contrast)
     assert 0.5 < s["checkerboard"] < 1.5
+    # permuting the channels is all palette: a large colour shift against none for the input; the flatness of
+    # output and input are both read off the pictures (not the same: the luminance changes with the permutation)
+    assert s["colour_shift"] > 10 and b["colour_shift"] == 0.0
+    assert 0 < s["flatness"] < 1 and 0 < b["flatness"] < 1
+    assert b["flatness"] == pytest.approx(np.mean([r["flatness_input"] for r in report["per_image"]]))
     # its outputs look like the reference domain (permuted scenes), the inputs do not
     assert 0 < report["kid_subset_size"] <= 12
     assert s["kid"] < b["kid"] and s["fid"] < b["fid"]
     assert all(np.isfinite(v) for v in [*s.values(), *b.values()])
     assert [row["image"] for row in report["per_image"]] == [f"p{i:02d}" for i in range(12)]
-    for line in ("MAE", "PSNR (dB)", "SSIM", "checkerboard", "KID (subsets of 12)", "FID", "input as is"):
+    for line in ("MAE", "PSNR (dB)", "SSIM", "checkerboard", "flatness", "colour_shift", "KID (subsets of 12)", "FID"):
         assert line in result.output
+    assert "input as is" in result.output
     # the JSON is not replaced without --overwrite
     again = invoke([onnx_model, data / "photos", "--json", out])
     assert again.exit_code == 2 and "already exists" in again.output and "--overwrite" in again.output
     assert invoke([onnx_model, data / "photos", "--json", out, "--overwrite"]).exit_code == 0
-    assert "mae" not in json.loads(out.read_text())["scores"]  # unpaired-less run: checkerboard only
+    unpaired = json.loads(out.read_text())["scores"]  # no targets, no reference: the scores that need neither
+    assert set(unpaired) == {"checkerboard", "flatness", "colour_shift"}
 
 
 def test_safetensors_and_run_folder(data, run_dir, tmp_path) -> None:

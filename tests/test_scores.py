@@ -89,3 +89,34 @@ def test_sharp_flat_colours_and_outlines_are_not_a_grid() -> None:
         clean = scores.checkerboard_score(cartoon, photo(seed))
         assert clean < 2.0, clean
         assert scores.checkerboard_score(checkerboard_overlay(cartoon, 8.0), photo(seed)) > 2 * clean
+
+
+def test_flatness_counts_flat_areas_noise_and_grids_lower_it() -> None:
+    assert scores.flatness(np.full((12, 12, 3), 77, np.uint8)) == 1.0
+    a = photo()
+    cartoon = (np.round(random_scene(np.random.default_rng(0), 96) / 255 * 3) * 85).astype(np.uint8)
+    assert scores.flatness(cartoon) > scores.flatness(a) + 0.3  # posterized flat colours vs. a noisy photo
+    assert scores.flatness(checkerboard_overlay(cartoon)) < 0.05  # a grid leaves no flat pixel
+    # exactly: a step of 7 grey levels is not flat on its two bordering columns, 6 levels is flat everywhere
+    step = np.zeros((10, 10, 3), np.uint8)
+    step[:, 5:] = 7
+    assert scores.flatness(step) == pytest.approx(0.8)
+    step[:, 5:] = 6
+    assert scores.flatness(step) == 1.0
+    with pytest.raises(ValueError, match="uint8 HxWx3"):
+        scores.flatness(np.zeros((4, 4), np.uint8))
+
+
+def test_colour_shift_sees_the_palette_not_the_edges() -> None:
+    a = photo()
+    assert scores.colour_shift(a, a) == 0.0
+    tinted = (a.astype(np.int16) + [30, 0, -30]).clip(0, 255).astype(np.uint8)
+    assert 15 < scores.colour_shift(tinted, a) < 21  # about (30 + 0 + 30) / 3, less what the clipping took
+    # outlines drawn over the photo (what a cartoon style adds) move the palette far less than a tint
+    outlined = a.copy()
+    outlined[::16] = 0
+    assert scores.colour_shift(outlined, a) < scores.colour_shift(tinted, a) / 2
+    # and a grid, which averages out under the blur, hardly at all
+    assert scores.colour_shift(checkerboard_overlay(a), a) < 3
+    with pytest.raises(ValueError, match="different sizes"):
+        scores.colour_shift(photo(size=16), photo(size=17))

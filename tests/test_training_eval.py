@@ -51,6 +51,10 @@ def test_eval_scores_logged_best_generators_kept_and_exportable(dataset, tmp_pat
         for key in ("cycle_mae_A", "cycle_mae_B", "identity_mae", "checkerboard_A2B", "checkerboard_B2A"):
             assert np.isfinite(record[f"eval/{key}"]) and record[f"eval/{key}"] >= 0, (key, record)
         assert not any(k.startswith("eval/kid") for k in record)  # no weights on disk: no KID, nothing downloaded
+        assert 0 <= record["eval/flatness_A2B"] <= 1 and 0 <= record["eval/flatness_B"] <= 1
+        assert record["eval/colour_shift_A2B"] > 0  # an untrained generator changes the colours
+    # the style domain's flatness is read off the same test images at every evaluation
+    assert evals[0]["eval/flatness_B"] == evals[1]["eval/flatness_B"]
     assert not (tmp_path / "torch").exists()
     best_step = min(evals, key=lambda r: r["eval/cycle_mae"])["step"]
     for direction in ("A2B", "B2A"):

@@ -2,7 +2,9 @@
 
 * paired (``targets``: the expected outputs, same file stems, same sizes): MAE, PSNR, SSIM per image, averaged;
 * unpaired (``reference``: images of the target domain): KID and FID (:mod:`cyclegan.evaluation.distances`);
-* always: the checkerboard score (:func:`cyclegan.evaluation.scores.checkerboard_score`, geometric mean).
+* always: the checkerboard score (:func:`cyclegan.evaluation.scores.checkerboard_score`, geometric mean), the
+  flatness (:func:`~cyclegan.evaluation.scores.flatness`) and the colour shift from the input
+  (:func:`~cyclegan.evaluation.scores.colour_shift`), arithmetic means.
 
 Every score is also given for the input images returned unchanged (the identity baseline), so a figure is read
 against doing nothing: a model whose MAE is above the input's own did worse than no model.
@@ -25,6 +27,13 @@ from cyclegan.evaluation.models import EvalInputError, Translate
 PAIRED = ("mae", "psnr", "ssim")
 # How each score reads: lower or higher is better (the table says so; training picks its best checkpoint by it).
 LOWER_IS_BETTER = {"mae": True, "psnr": False, "ssim": False, "checkerboard": True, "kid": True, "fid": True}
+# Scores that describe a style rather than rank models: how the table reads them.
+READING = {
+    "checkerboard": "near 1 (>1: grid)",
+    "flatness": "cartoon: higher",
+    "colour_shift": "lower: photo's colours",
+}
+_PRECISION = {"kid": 4, "ssim": 4, "flatness": 3}
 
 
 @dataclass
@@ -120,7 +129,13 @@ def evaluate(
         out = translate(src)
         if out.shape != src.shape:
             raise EvalInputError(f"the model returned {out.shape} for {src_path} of {src.shape}: it must keep the size")
-        row: dict[str, object] = {"image": _stem(src_path, images), "checkerboard": scores.checkerboard_score(out, src)}
+        row: dict[str, object] = {
+            "image": _stem(src_path, images),
+            "checkerboard": scores.checkerboard_score(out, src),
+            "flatness": scores.flatness(out),
+            "flatness_input": scores.flatness(src),
+            "colour_shift": scores.colour_shift(out, src),
+        }
         if tgt is not None:
             for name in PAIRED:
                 fn = getattr(scores, name)
@@ -141,6 +156,10 @@ def evaluate(
     # geometric mean: a ratio (an image twice as gridded and one half as much average to 1)
     model["checkerboard"] = math.exp(float(np.mean([math.log(r["checkerboard"]) for r in per_image])))
     baseline["checkerboard"] = 1.0
+    model["flatness"] = float(np.mean([r["flatness"] for r in per_image]))
+    baseline["flatness"] = float(np.mean([r["flatness_input"] for r in per_image]))
+    model["colour_shift"] = float(np.mean([r["colour_shift"] for r in per_image]))
+    baseline["colour_shift"] = 0.0
     report = EvalReport(len(per_image), model, baseline, per_image=per_image)
     if network is not None:
         real = distances.features((_open(p) for p in refs), network)
@@ -156,9 +175,10 @@ def table(report: EvalReport) -> str:
     for name, value in report.scores.items():
         if name == "kid_std":
             continue
-        shown = f"{value:.4f}" if name in ("kid", "ssim") else f"{value:.2f}"
+        digits = _PRECISION.get(name, 2)
+        shown = f"{value:.{digits}f}"
         base = report.baseline.get(name)
-        base_shown = "" if base is None else (f"{base:.4f}" if name in ("kid", "ssim") else f"{base:.2f}")
+        base_shown = "" if base is None else f"{base:.{digits}f}"
         if name == "kid":
             shown += f" ± {report.scores['kid_std']:.4f}"
             base_shown += f" ± {report.baseline['kid_std']:.4f}"
@@ -167,7 +187,7 @@ def table(report: EvalReport) -> str:
             label += " (dB)"
         if name == "kid":
             label += f" (subsets of {report.kid_subset_size})"
-        better = "near 1 (>1: grid)" if name == "checkerboard" else "lower" if LOWER_IS_BETTER[name] else "higher"
+        better = READING.get(name) or ("lower" if LOWER_IS_BETTER[name] else "higher")
         rows.append((label, shown, base_shown, better))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]

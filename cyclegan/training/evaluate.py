@@ -8,6 +8,10 @@ centre-cropped to the training crop, like the sample grids) and computes, in 0-2
 * ``eval/identity_mae_A2B`` (G_A on B images vs themselves), ``eval/identity_mae_B2A``, mean ``eval/identity_mae``;
 * ``eval/checkerboard_A2B`` (G_A(a) vs a, :func:`cyclegan.evaluation.scores.checkerboard_score`, geometric mean over
   images), ``eval/checkerboard_B2A``;
+* ``eval/flatness_A2B`` (share of flat pixels in G_A(a), :func:`cyclegan.evaluation.scores.flatness`; the style
+  domain's own as ``eval/flatness_B``) and ``eval/colour_shift_A2B`` (G_A(a)'s palette drift from a,
+  :func:`~cyclegan.evaluation.scores.colour_shift`): a style should move the first towards the second and keep the
+  last small;
 * ``eval/kid_A2B`` (G_A(testA) vs testB), ``eval/kid_B2A``, mean ``eval/kid`` -- only when the Inception weights are
   already on disk (:mod:`cyclegan.evaluation.distances`); training never downloads them.
 
@@ -81,8 +85,8 @@ def _in_chunks(net: torch.nn.Module, size: int = 8) -> Callable[[torch.Tensor], 
     return lambda x: torch.cat([net(chunk) for chunk in x.split(size)]) if len(x) else x
 
 
-def _mae(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.mean([scores.mae(x, y) for x, y in zip(a, b)]))
+def _mean(score: Callable[..., float], *images: np.ndarray) -> float:
+    return float(np.mean([score(*one) for one in zip(*images)]))
 
 
 def _checkerboard(out: np.ndarray, src: np.ndarray) -> float:
@@ -154,12 +158,15 @@ class Evaluator:
             generators.train(was_training)
         ra, rb, fa, fb = _uint8(real_a), _uint8(real_b), _uint8(fake_a), _uint8(fake_b)
         values = {
-            "eval/cycle_mae_A": _mae(_uint8(rec_a), ra),
-            "eval/cycle_mae_B": _mae(_uint8(rec_b), rb),
-            "eval/identity_mae_A2B": _mae(_uint8(idt_a2b), rb),
-            "eval/identity_mae_B2A": _mae(_uint8(idt_b2a), ra),
+            "eval/cycle_mae_A": _mean(scores.mae, _uint8(rec_a), ra),
+            "eval/cycle_mae_B": _mean(scores.mae, _uint8(rec_b), rb),
+            "eval/identity_mae_A2B": _mean(scores.mae, _uint8(idt_a2b), rb),
+            "eval/identity_mae_B2A": _mean(scores.mae, _uint8(idt_b2a), ra),
             "eval/checkerboard_A2B": _checkerboard(fb, ra),
             "eval/checkerboard_B2A": _checkerboard(fa, rb),
+            "eval/flatness_A2B": _mean(scores.flatness, fb),
+            "eval/flatness_B": _mean(scores.flatness, rb),
+            "eval/colour_shift_A2B": _mean(scores.colour_shift, fb, ra),
         }
         values["eval/cycle_mae"] = (values["eval/cycle_mae_A"] + values["eval/cycle_mae_B"]) / 2
         values["eval/identity_mae"] = (values["eval/identity_mae_A2B"] + values["eval/identity_mae_B2A"]) / 2
