@@ -18,7 +18,7 @@ from typing import Any, Literal
 import yaml
 
 from cyclegan.contract import typed
-from cyclegan.contract.card import MAX_SKIP_BLUR, GeneratorKind, NormKind, SkipFilter, UpsampleKind
+from cyclegan.contract.card import MAX_SKIP_BLUR, GeneratorKind, NormKind, SkipChange, SkipFilter, UpsampleKind
 from cyclegan.contract.errors import ToolkitError
 from cyclegan.contract.files import write_text_atomic
 
@@ -54,11 +54,18 @@ class ModelConfig:
     ndf: int = 64
     norm: NormKind = "instance"
     norm_d: NormKind | None = None  # discriminator norm; None = same as `norm`
+    # What D_A, the judge of the style domain B, sees: the pictures, or their luminance only. A luminance judge
+    # teaches the style's strokes, flat areas and outlines but not its colours, so a photo keeps its own palette
+    # (with the cycle) instead of taking the colours of the cartoon's scenes.
+    d_a_input: Literal["rgb", "luminance"] = "rgb"
     use_dropout: bool = False
     upsample: UpsampleKind = "deconv"  # deconv: the reference's layers; resize: nearest 2x + 3x3 conv, no checkerboard
     global_skip: bool = False  # the generator adds a change to its input picture (cyclegan/models/skip.py)
     skip_blur: float = 0.0  # with global_skip: add the change to a Gaussian blur (sigma, px) of the input instead
     skip_filter: SkipFilter = "gaussian"  # bilateral(_gaussian): edge-preserving smoothing (then the blur), same sigma
+    # with global_skip: what the network may change on top of the skip: every channel (rgb), or the lightness only
+    # (luminance: one value per pixel added to every channel): the skip's hues stay, the palette cannot drift
+    skip_change: SkipChange = "rgb"
     init_type: InitKind = "normal"
     init_gain: float = 0.02
 
@@ -67,6 +74,11 @@ class ModelConfig:
         _at_most(self, ngf=1024, ndf=1024, n_layers_d=10)
         if self.init_gain <= 0:
             raise ConfigError(f"model.init_gain must be > 0, got {self.init_gain}")
+        if self.n_layers_d != 3 and self.discriminator != "n_layers":  # the reference ignores it silently
+            raise ConfigError(
+                f"model.n_layers_d={self.n_layers_d} is used only with model.discriminator=n_layers "
+                f"(discriminator={self.discriminator} has its own depth)"
+            )
         if not math.isfinite(self.skip_blur) or not 0 <= self.skip_blur <= MAX_SKIP_BLUR:
             raise ConfigError(f"model.skip_blur must be a number from 0 to {MAX_SKIP_BLUR:g}, got {self.skip_blur}")
         if self.skip_blur and not self.global_skip:
@@ -75,10 +87,16 @@ class ModelConfig:
             raise ConfigError(
                 f"model.skip_filter={self.skip_filter} needs model.skip_blur > 0 (the filter's spatial sigma, px)"
             )
+        if self.skip_change != "rgb" and not self.global_skip:
+            raise ConfigError(
+                f"model.skip_change={self.skip_change} needs model.global_skip=true (it is a change to the skip)"
+            )
         if self.global_skip and self.input_nc != self.output_nc:
             raise ConfigError(
                 f"model.global_skip needs model.input_nc == model.output_nc, got {self.input_nc} and {self.output_nc}"
             )
+        if self.d_a_input == "luminance" and self.output_nc != 3:
+            raise ConfigError(f"model.d_a_input=luminance needs RGB pictures (model.output_nc=3), got {self.output_nc}")
 
 
 @dataclass

@@ -152,6 +152,7 @@ def card_from_config(
         global_skip=m.global_skip,
         skip_blur=m.skip_blur,
         skip_filter=m.skip_filter,
+        skip_change=m.skip_change,
         direction=direction,
         source_domain=d.domain_a if a2b else d.domain_b,
         target_domain=d.domain_b if a2b else d.domain_a,

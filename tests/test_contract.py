@@ -83,6 +83,8 @@ def test_old_cards_without_new_fields_still_load() -> None:
         ({"mean": [0.5, float("nan"), 0.5]}, "finite number"),
         ({"generator": "resnet_3blocks"}, "generator: expected one of"),
         ({"max_side": 0}, "max_side must be >= 1"),
+        ({"skip_change": "hue"}, "skip_change: expected one of"),
+        ({"skip_change": "luminance"}, "skip_change=luminance needs global_skip"),
         ({"input_nc": 4}, "only 1 or 3 channels"),
         ({"format": "other/1"}, "unknown model card format"),
     ],

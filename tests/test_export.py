@@ -88,8 +88,13 @@ def test_every_kind_matches_pytorch_at_several_sizes(exported) -> None:
     assert max(c.max_abs_diff for c in report.parity) < 1e-4
 
 
-@pytest.mark.parametrize(("skip_blur", "skip_filter"), [(0.0, "gaussian"), (1.5, "gaussian"), (1.5, "bilateral")])
-def test_global_skip_generator_exports_with_parity(tmp_path: Path, skip_blur: float, skip_filter: str) -> None:
+@pytest.mark.parametrize(
+    ("skip_blur", "skip_filter", "skip_change"),
+    [(0.0, "gaussian", "rgb"), (1.5, "gaussian", "rgb"), (1.5, "bilateral", "luminance")],
+)
+def test_global_skip_generator_exports_with_parity(
+    tmp_path: Path, skip_blur: float, skip_filter: str, skip_change: str
+) -> None:
     """The image skip (blur or bilateral filter, add, clamp) exports and matches PyTorch; the last convolution is
     perturbed from its zero start so the comparison is not input-versus-input."""
     model = ModelConfig(
@@ -99,6 +104,7 @@ def test_global_skip_generator_exports_with_parity(tmp_path: Path, skip_blur: fl
         global_skip=True,
         skip_blur=skip_blur,
         skip_filter=skip_filter,
+        skip_change=skip_change,
     )
     cfg = Config(model=model)
     net = build_generator(cfg.model)
@@ -109,6 +115,7 @@ def test_global_skip_generator_exports_with_parity(tmp_path: Path, skip_blur: fl
     assert max(c.max_abs_diff for c in report.parity) < 1e-4
     card = Stylizer(report.variants[0].path).card
     assert card.global_skip and card.skip_blur == skip_blur and card.skip_filter == skip_filter
+    assert card.skip_change == skip_change
 
 
 def test_dynamic_batch_and_sizes_in_onnxruntime(exported) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -280,6 +282,37 @@ def test_bilateral_skip_flattens_texture_and_keeps_edges(kind: str) -> None:
     assert torch.equal(rebuilt(x), out)
 
 
+@pytest.mark.parametrize("kind", ["resnet_6blocks", "unet_128"])
+def test_luminance_change_keeps_the_skips_hues(kind: str) -> None:
+    """model.skip_change=luminance: every channel of the output moves by the same amount from the skip (until the
+    clamp), so R-G and B-G are the skip's; the same weights with skip_change=rgb move the channels apart."""
+    cfg = ModelConfig(
+        generator=kind, ngf=4, upsample="resize", global_skip=True, skip_blur=2.0, skip_change="luminance"
+    )
+    cfg.validate()
+    torch.manual_seed(0)
+    net = build_generator(cfg)
+    x = torch.rand(1, 3, 128, 128) * 1.2 - 0.6  # away from the clamp
+    with torch.no_grad():
+        out, source = net(x), net.skip_source(x)
+        change = out - source
+        free = replace(cfg, skip_change="rgb")
+        rgb = generator_from_card(card_from_config(Config(model=free), "A2B"))
+        rgb.load_state_dict(net.state_dict())  # the same weights: only the rule that adds them differs
+        rgb_change = rgb(x) - source
+    unclamped = (out.abs() < 0.999).all(1, keepdim=True).expand_as(out)
+    assert unclamped.float().mean() > 0.9 and change.abs().max() > 1e-3
+    spread = change.max(1).values - change.min(1).values
+    assert spread[unclamped[:, 0]].max() < 1e-5  # one change for all three channels
+    assert (rgb_change.max(1).values - rgb_change.min(1).values).max() > 1e-3
+    card = card_from_config(Config(model=cfg), "A2B")
+    assert card.skip_change == "luminance"
+    rebuilt = generator_from_card(card)
+    rebuilt.load_state_dict(net.state_dict())
+    with torch.no_grad():
+        assert torch.equal(rebuilt(x), out)
+
+
 def test_bilateral_gaussian_skip_is_the_blur_of_the_bilateral_filter() -> None:
     x = torch.rand(1, 3, 48, 40) * 2 - 1
     x[..., :, 20:] += 0.5  # an edge for the bilateral filter to keep
@@ -299,6 +332,7 @@ def test_bilateral_gaussian_skip_is_the_blur_of_the_bilateral_filter() -> None:
         ({"global_skip": True, "skip_blur": 17.0}, "model.skip_blur must be a number from 0 to 16"),
         ({"global_skip": True, "skip_filter": "bilateral"}, "model.skip_filter=bilateral needs model.skip_blur > 0"),
         ({"global_skip": True, "skip_filter": "bilateral_gaussian"}, "bilateral_gaussian needs model.skip_blur > 0"),
+        ({"skip_change": "luminance"}, "model.skip_change=luminance needs model.global_skip=true"),
     ],
 )
 def test_skip_blur_is_validated(overrides: dict, message: str) -> None:

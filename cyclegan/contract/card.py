@@ -35,12 +35,15 @@ NormKind = Literal["instance", "batch", "none"]
 UpsampleKind = Literal["deconv", "resize"]  # cyclegan.models.upsample
 # What the image skip smooths with (cyclegan.models.skip.SkipSource).
 SkipFilter = Literal["gaussian", "bilateral", "bilateral_gaussian"]
+# What the network may change on top of the skip: every channel, or the lightness only (cyclegan.models.skip).
+SkipChange = Literal["rgb", "luminance"]
 Direction = Literal["A2B", "B2A"]
 Precision = Literal["fp32", "fp16", "int8"]
 GENERATOR_KINDS: tuple[str, ...] = get_args(GeneratorKind)
 NORM_KINDS: tuple[str, ...] = get_args(NormKind)
 UPSAMPLE_KINDS: tuple[str, ...] = get_args(UpsampleKind)
 SKIP_FILTERS: tuple[str, ...] = get_args(SkipFilter)
+SKIP_CHANGES: tuple[str, ...] = get_args(SkipChange)
 DIRECTIONS: tuple[str, ...] = get_args(Direction)
 PRECISIONS: tuple[str, ...] = get_args(Precision)
 assert all(sizes.size_multiple(kind) and sizes.min_side(kind) for kind in GENERATOR_KINDS)
@@ -65,6 +68,7 @@ class GeneratorCard:
     global_skip: bool = False  # output = clamp(input + network(input)) (cyclegan.models.skip)
     skip_blur: float = 0.0  # > 0: the skip adds a Gaussian blur of the input with this sigma (px) instead
     skip_filter: SkipFilter = "gaussian"  # bilateral(_gaussian): edge-preserving smoothing (then the blur), same sigma
+    skip_change: SkipChange = "rgb"  # luminance: one grey change per pixel, added to every channel (hues kept)
     # Which way it maps and what the domains are called.
     direction: Direction = "A2B"  # A2B (G_A in the paper's code) or B2A (G_B)
     source_domain: str = "A"
@@ -127,7 +131,7 @@ class GeneratorCard:
     def validate(self) -> GeneratorCard:
         """Raise :class:`CardError` for values no generator of this toolkit can have."""
         for name, allowed in (("generator", GENERATOR_KINDS), ("norm", NORM_KINDS), ("upsample", UPSAMPLE_KINDS),
-                              ("skip_filter", SKIP_FILTERS),
+                              ("skip_filter", SKIP_FILTERS), ("skip_change", SKIP_CHANGES),
                               ("direction", DIRECTIONS), ("precision", (*PRECISIONS, None))):  # fmt: skip
             if getattr(self, name) not in allowed:
                 raise CardError(
@@ -148,6 +152,8 @@ class GeneratorCard:
             raise CardError("card field skip_blur needs global_skip")
         if self.skip_filter != "gaussian" and not self.skip_blur:
             raise CardError(f"card field skip_filter={self.skip_filter} needs skip_blur (its spatial sigma)")
+        if self.skip_change != "rgb" and not self.global_skip:
+            raise CardError(f"card field skip_change={self.skip_change} needs global_skip")
         if self.global_skip and self.input_nc != self.output_nc:
             raise CardError(
                 f"card: global_skip needs as many output as input channels, got {self.input_nc} -> {self.output_nc}"

@@ -64,3 +64,15 @@ class PixelDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+
+class LuminanceInput(nn.Module):
+    """Hands a discriminator the luminance of RGB pictures (ITU-R BT.601), one channel (``model.d_a_input``)."""
+
+    def __init__(self, discriminator: nn.Module) -> None:
+        super().__init__()
+        self.discriminator = discriminator
+        self.register_buffer("weights", torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.discriminator((x * self.weights.to(x.dtype)).sum(1, keepdim=True))

@@ -25,6 +25,7 @@ def make_generator(
     global_skip: bool = False,
     skip_blur: float = 0.0,
     skip_filter: str = "gaussian",
+    skip_change: str = "rgb",
 ) -> nn.Module:
     """The bare architecture (PyTorch default init); ``kind`` is one of ``contract.card.GENERATOR_KINDS``."""
     if kind in ("resnet_9blocks", "resnet_6blocks"):
@@ -40,6 +41,7 @@ def make_generator(
             global_skip=global_skip,
             skip_blur=skip_blur,
             skip_filter=skip_filter,
+            skip_change=skip_change,
         )
     if kind in ("unet_128", "unet_256"):
         num_downs = 7 if kind == "unet_128" else 8
@@ -54,6 +56,7 @@ def make_generator(
             global_skip=global_skip,
             skip_blur=skip_blur,
             skip_filter=skip_filter,
+            skip_change=skip_change,
         )
     raise ValueError(f"unknown generator {kind!r}")  # the config and the card only admit GENERATOR_KINDS
 
@@ -74,6 +77,7 @@ def build_generator(model_cfg: ModelConfig, *, input_nc: int | None = None, outp
         model_cfg.global_skip,
         model_cfg.skip_blur,
         model_cfg.skip_filter,
+        model_cfg.skip_change,
     )
     net = init_weights(net, model_cfg.init_type, model_cfg.init_gain)
     # The plain image skip starts at exactly the identity; with a blurred skip the identity is not on offer, and
@@ -114,4 +118,5 @@ def generator_from_card(card: GeneratorCard) -> nn.Module:
         card.global_skip,
         card.skip_blur,
         card.skip_filter,
+        card.skip_change,
     )

@@ -55,9 +55,11 @@ class ResnetGenerator(nn.Module):
         global_skip: bool = False,
         skip_blur: float = 0.0,
         skip_filter: str = "gaussian",
+        skip_change: str = "rgb",
     ) -> None:
         super().__init__()
         self.global_skip = global_skip  # see .skip
+        self.luminance_change = skip_change == "luminance"
         self.skip_source = SkipSource(input_nc, skip_blur, skip_filter)
         if n_blocks < 0:
             raise ValueError(f"n_blocks must be >= 0, got {n_blocks}")
@@ -93,4 +95,8 @@ class ResnetGenerator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input(self.kind, self.size_multiple, self.min_side, x)
-        return add_to_image(self.skip_source(x), self.model(x)) if self.global_skip else self.model(x)
+        return (
+            add_to_image(self.skip_source(x), self.model(x), self.luminance_change)
+            if self.global_skip
+            else self.model(x)
+        )

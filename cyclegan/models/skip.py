@@ -13,6 +13,11 @@ but no detail, so the network draws every edge and flat area of the style itself
 skip, its cheapest answer is to leave the photo as it is (``benchmarks/quality.py``: MAE 29.6 with a 3 px blur
 against 29.0 for the plain skip, which only darkens a few edges, and 43.1 without a skip, whose colours drift).
 It is a local operation (tiles and video need nothing new), with a fixed kernel outside the state dict.
+
+``model.skip_change=luminance`` lets the network change the lightness only: the mean of its output channels is
+added to every channel of the skip, so each pixel keeps the skip's hue (R-G and B-G) and can only be lightened
+or darkened -- flat areas, shading and dark outlines, but no colour from the style domain's palette. The last
+convolution keeps its three channels, so the weights have the same shapes either way.
 """
 
 from __future__ import annotations
@@ -87,7 +92,11 @@ def bilateral(x: torch.Tensor, radius: int, sigma: float, range_sigma: float) ->
     return x
 
 
-def add_to_image(image: torch.Tensor, change: torch.Tensor) -> torch.Tensor:
+def add_to_image(image: torch.Tensor, change: torch.Tensor, luminance_only: bool = False) -> torch.Tensor:
+    """``image + change``, clamped to the pixel range; ``luminance_only``: the channels' mean change is added to
+    every channel (``model.skip_change=luminance``), so the differences between channels -- the hues -- stay."""
+    if luminance_only:
+        change = change.mean(1, keepdim=True)
     return (image + change).clamp(-1.0, 1.0)
 
 

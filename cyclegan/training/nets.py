@@ -16,6 +16,7 @@ from torch import nn
 
 from cyclegan.config import ModelConfig
 from cyclegan.models import build_discriminator, build_generator
+from cyclegan.models.discriminators import LuminanceInput
 
 
 class GeneratorPair(nn.Module):
@@ -51,7 +52,11 @@ class DiscriminatorPair(nn.Module):
 
     @classmethod
     def from_config(cls, model_cfg: ModelConfig) -> DiscriminatorPair:
-        return cls(build_discriminator(model_cfg), build_discriminator(model_cfg))
+        if model_cfg.d_a_input == "luminance":
+            d_a: nn.Module = LuminanceInput(build_discriminator(model_cfg, input_nc=1))
+        else:
+            d_a = build_discriminator(model_cfg)
+        return cls(d_a, build_discriminator(model_cfg))
 
     def forward(
         self, real_b: torch.Tensor, fake_b: torch.Tensor, real_a: torch.Tensor, fake_a: torch.Tensor
