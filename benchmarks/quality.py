@@ -66,9 +66,19 @@ PHOTOS_TEST = [
 RECIPE = ["model.upsample=resize", "train.identity_warmup_steps=200", "train.ema_decay=0.995"]  # the earlier demo's
 SKIP = ["model.upsample=resize", "model.global_skip=true", "train.ema_decay=0.995"]
 BLUR_SKIP = [*SKIP, "model.skip_blur=3"]  # the demo's recipe before the pixel discriminator
-PIXEL_D = ["model.discriminator=pixel", "model.norm_d=none"]  # the demo's discriminator (DEMO_RECIPE = BLUR_SKIP + it)
+LUMA = [
+    *BLUR_SKIP,
+    "model.skip_filter=bilateral",
+    "model.norm_d=none",
+    "model.d_a_input=luminance",
+    "model.skip_change=luminance",
+    "train.diffaugment=translation",
+]
+PIXEL_D = ["model.discriminator=pixel", "model.norm_d=none"]  # the previous demo's discriminator
+PREVIOUS_DEMO = [*BLUR_SKIP, *PIXEL_D]  # the demo's recipe until 2026-12-03 (the older rows build on it)
 VARIANTS: dict[str, list[str]] = {
     "demo": DEMO_RECIPE,
+    "previous-demo": PREVIOUS_DEMO,
     "paper": [],
     "resize": ["model.upsample=resize"],
     "resize+warmup": ["model.upsample=resize", "train.identity_warmup_steps=200"],
@@ -117,15 +127,15 @@ VARIANTS: dict[str, list[str]] = {
     "blur3+D2": [*BLUR_SKIP, "model.discriminator=n_layers", "model.n_layers_d=2"],
     "blur3+cycA1": [*BLUR_SKIP, "loss.lambda_a=1"],
     "blur3+pixelD-in": [*BLUR_SKIP, "model.discriminator=pixel"],  # the pixel discriminator with instance norm
-    "demo+ndf64": [*DEMO_RECIPE, "model.ndf=64"],
-    "demo+lr1e-4": [*DEMO_RECIPE, "optim.lr=0.0001"],
+    "previous-demo+ndf64": [*PREVIOUS_DEMO, "model.ndf=64"],
+    "previous-demo+lr1e-4": [*PREVIOUS_DEMO, "optim.lr=0.0001"],
     "skip+pixelD": [*SKIP, *PIXEL_D],
-    "demo+cycA1": [*DEMO_RECIPE, "loss.lambda_a=1"],
-    "bilateral": [*DEMO_RECIPE, "model.skip_filter=bilateral"],
-    "bilateral+cycA0": [*DEMO_RECIPE, "model.skip_filter=bilateral", "loss.lambda_a=0"],
-    "bilateral-blur": [*DEMO_RECIPE, "model.skip_filter=bilateral_gaussian"],
+    "previous-demo+cycA1": [*PREVIOUS_DEMO, "loss.lambda_a=1"],
+    "bilateral": [*PREVIOUS_DEMO, "model.skip_filter=bilateral"],
+    "bilateral+cycA0": [*PREVIOUS_DEMO, "model.skip_filter=bilateral", "loss.lambda_a=0"],
+    "bilateral-blur": [*PREVIOUS_DEMO, "model.skip_filter=bilateral_gaussian"],
     # Best on this task, but on the demo's own cartoon its colours drifted to the cartoon's greens (README).
-    "bilateral-blur+cycA0": [*DEMO_RECIPE, "model.skip_filter=bilateral_gaussian", "loss.lambda_a=0"],
+    "bilateral-blur+cycA0": [*PREVIOUS_DEMO, "model.skip_filter=bilateral_gaussian", "loss.lambda_a=0"],
     "bilateral+patchD": [*BLUR_SKIP, "model.skip_filter=bilateral"],  # with the 70x70 PatchGAN, for strokes
     "bilateral+D2-nonorm": [
         *BLUR_SKIP,
@@ -134,8 +144,12 @@ VARIANTS: dict[str, list[str]] = {
         "model.n_layers_d=2",
         "model.norm_d=none",
     ],
-    "demo+cycA0": [*DEMO_RECIPE, "loss.lambda_a=0"],
+    "previous-demo+cycA0": [*PREVIOUS_DEMO, "loss.lambda_a=0"],
     "blur3+D1-nonorm": [*BLUR_SKIP, "model.discriminator=n_layers", "model.n_layers_d=1", "model.norm_d=none"],
+    # lightness-only: the network changes the luminance of a bilateral skip, judged on luminance (2026-12-03)
+    "luma": LUMA,
+    "luma+D2": [*LUMA, "model.discriminator=n_layers", "model.n_layers_d=2"],
+    "luma+D1": [*LUMA, "model.discriminator=n_layers", "model.n_layers_d=1"],
 }
 
 OUTLINE = (20, 20, 20)  # the filter's outline colour

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 import pytest
 from PIL import Image
 
 from cyclegan.contract.tiles import is_companion
-from cyclegan.demo import DemoPlan, run_demo
+from cyclegan.demo import DemoPlan, cartoon_flatness, eval_lines, run_demo
 from serve.stylizer import Stylizer
 
 
@@ -44,9 +46,25 @@ def test_demo_pipeline_end_to_end(tmp_path):
     scores = json.loads(plan.eval_json.read_text())["scores"]
     assert f"checkerboard  {scores['checkerboard']:10.4f}" in summary
     assert f"colour_shift  {scores['colour_shift']:10.4f}" in summary
-    assert f"flatness      {scores['flatness']:10.4f}" in summary and "on the cartoon's held-out frames" in summary
+    assert f"flatness      {scores['flatness']:10.4f}" in summary and "(flatness: share of flat pixels" in summary
 
     # A second run resumes instead of starting over: training has nothing left to do.
     before = (plan.run / "metrics.jsonl").read_text()
     run_demo(plan, clean=False)
     assert (plan.run / "metrics.jsonl").read_text().count("\n") >= before.count("\n")
+
+
+def test_summary_gives_the_cartoons_own_flatness(tmp_path):
+    """The summary's reading aid: the mean flatness of the held-out cartoon frames (testB), when there are some."""
+    plan = DemoPlan(out=tmp_path / "demo")
+    assert cartoon_flatness(plan) is None  # no dataset yet: no figure, and no error
+    (plan.dataset / "testB").mkdir(parents=True)
+    Image.fromarray(np.full((16, 16, 3), 90, np.uint8)).save(plan.dataset / "testB" / "flat.png")
+    noise = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(plan.dataset / "testB" / "noise.png")
+    assert cartoon_flatness(plan) == pytest.approx(0.5)  # all flat and none flat
+    plan.models.mkdir(parents=True)
+    (plan.models / "tiny_cpu_A2B.onnx").touch()  # the summary names the model it scored
+    report = {"images": 2, "scores": {"flatness": 0.3}, "baseline": {"flatness": 0.1}}
+    plan.eval_json.write_text(json.dumps(report))
+    assert any("0.5000 on the cartoon's held-out frames" in line for line in eval_lines(plan))
