@@ -13,6 +13,9 @@ import numpy as np
 
 MEAN: tuple[float, float, float] = (0.5, 0.5, 0.5)
 STD: tuple[float, float, float] = (0.5, 0.5, 0.5)
+# Luminance from RGB (ITU-R BT.601, as Pillow's convert("L")): the scores' flatness and checkerboard, and D_A's
+# input with model.d_a_input=luminance.
+LUMA_WEIGHTS: tuple[float, float, float] = (0.299, 0.587, 0.114)
 
 
 def _per_channel(values: Sequence[float], channels: int) -> np.ndarray:

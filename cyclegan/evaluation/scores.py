@@ -20,9 +20,11 @@ import math
 
 import numpy as np
 
+from cyclegan.contract.pixels import LUMA_WEIGHTS
+
 PSNR_CAP = 100.0  # dB; identical images (MSE 0) score this instead of infinity, so that every score is finite
 NYQUIST_BAND = 0.02  # cycles/pixel: frequencies with max(|fy|, |fx|) >= 0.5 - NYQUIST_BAND count as stride-2
-_LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R BT.601, as Pillow's convert("L")
+_LUMA = np.array(LUMA_WEIGHTS)
 FLAT_RANGE = 6.0  # grey levels: a pixel is flat when its 3x3 neighbourhood's luminance spans at most this
 COLOUR_SIGMA = 4.0  # px: the Gaussian blur under which colour_shift compares (finer detail is the style's business)
 
@@ -34,6 +36,12 @@ def _checked(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if a.shape != b.shape:
         raise ValueError(f"images of different sizes: {a.shape[1]}x{a.shape[0]} and {b.shape[1]}x{b.shape[0]}")
     return a, b
+
+
+def _luma(image: np.ndarray) -> np.ndarray:
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected a uint8 HxWx3 image, got {image.dtype} {image.shape}")
+    return image.astype(np.float64) @ _LUMA
 
 
 def mae(a: np.ndarray, b: np.ndarray) -> float:
@@ -73,10 +81,8 @@ def nyquist_peak(image: np.ndarray, band: float = NYQUIST_BAND) -> float:
     over neighbouring frequencies, so photos and clean cartoons (sharp outlines included) stay below about 1;
     a stride-2 grid is a spike at the period-2 band and lifts it several times.
     """
-    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"expected a uint8 HxWx3 image, got {image.dtype} {image.shape}")
     h, w = image.shape[:2]
-    luma = image.astype(np.float64) @ _LUMA
+    luma = _luma(image)
     luma -= luma.mean()
     # A window keeps the jump between opposite borders (the FFT is periodic) from leaking into every frequency.
     luma *= np.outer(np.hanning(h) if h > 2 else np.ones(h), np.hanning(w) if w > 2 else np.ones(w))
@@ -98,12 +104,6 @@ def checkerboard_score(output: np.ndarray, input: np.ndarray, band: float = NYQU
     frequencies can."""
     output, input = _checked(output, input)
     return nyquist_peak(output, band) / nyquist_peak(input, band)
-
-
-def _luma(image: np.ndarray) -> np.ndarray:
-    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"expected a uint8 HxWx3 image, got {image.dtype} {image.shape}")
-    return image.astype(np.float64) @ _LUMA
 
 
 def flatness(image: np.ndarray, flat_range: float = FLAT_RANGE) -> float:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from cyclegan.contract.pixels import LUMA_WEIGHTS
+
 from .norm import conv_bias_for, norm_factory
 
 
@@ -67,12 +69,12 @@ class PixelDiscriminator(nn.Module):
 
 
 class LuminanceInput(nn.Module):
-    """Hands a discriminator the luminance of RGB pictures (ITU-R BT.601), one channel (``model.d_a_input``)."""
+    """Hands a discriminator the luminance of RGB pictures, one channel (``model.d_a_input``)."""
 
     def __init__(self, discriminator: nn.Module) -> None:
         super().__init__()
         self.discriminator = discriminator
-        self.register_buffer("weights", torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("weights", torch.tensor(LUMA_WEIGHTS).view(1, 3, 1, 1), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.discriminator((x * self.weights.to(x.dtype)).sum(1, keepdim=True))
