@@ -9,7 +9,7 @@ from cyclegan.contract import sizes
 
 from .norm import conv_bias_for, norm_factory
 from .sizes import check_input
-from .skip import SkipSource, add_to_image
+from .skip import SkipSource
 from .upsample import upsample2x
 
 
@@ -59,8 +59,7 @@ class ResnetGenerator(nn.Module):
     ) -> None:
         super().__init__()
         self.global_skip = global_skip  # see .skip
-        self.luminance_change = skip_change == "luminance"
-        self.skip_source = SkipSource(input_nc, skip_blur, skip_filter)
+        self.skip_source = SkipSource(input_nc, skip_blur, skip_filter, skip_change)
         if n_blocks < 0:
             raise ValueError(f"n_blocks must be >= 0, got {n_blocks}")
         self.kind = f"resnet_{n_blocks}blocks"
@@ -95,8 +94,4 @@ class ResnetGenerator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input(self.kind, self.size_multiple, self.min_side, x)
-        return (
-            add_to_image(self.skip_source(x), self.model(x), self.luminance_change)
-            if self.global_skip
-            else self.model(x)
-        )
+        return self.skip_source.add(x, self.model(x)) if self.global_skip else self.model(x)

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cyclegan.contract.card import SKIP_FILTERS
+from cyclegan.contract.card import SKIP_CHANGES, SKIP_FILTERS
 
 # The bilateral skip (``model.skip_filter=bilateral``): 2r+1 neighbours per axis with r = ceil(sigma), colour
 # distances in model units ([-1, 1]; photo texture is about 0.1, edges 0.5 and more), applied three times. Chosen
@@ -40,12 +40,16 @@ BILATERAL_ITERATIONS = 3
 class SkipSource(nn.Module):
     """What the skip adds the network's output to: the input itself (``sigma == 0``) or a smoothing of it: a
     Gaussian blur (``kind="gaussian"``), an edge-preserving bilateral filter (``kind="bilateral"``), or the
-    bilateral filter then the blur (``kind="bilateral_gaussian"``: flat areas, and edges the network redraws)."""
+    bilateral filter then the blur (``kind="bilateral_gaussian"``: flat areas, and edges the network redraws).
+    :meth:`add` adds the network's change to it: all of it (``change="rgb"``) or its lightness (``"luminance"``)."""
 
-    def __init__(self, channels: int, sigma: float = 0.0, kind: str = "gaussian") -> None:
+    def __init__(self, channels: int, sigma: float = 0.0, kind: str = "gaussian", change: str = "rgb") -> None:
         super().__init__()
         if kind not in SKIP_FILTERS:
             raise ValueError(f"unknown skip filter {kind!r}: use one of {', '.join(SKIP_FILTERS)}")
+        if change not in SKIP_CHANGES:
+            raise ValueError(f"unknown skip change {change!r}: use one of {', '.join(SKIP_CHANGES)}")
+        self.luminance_change = change == "luminance"
         if kind != "gaussian" and not sigma:
             raise ValueError(f"the {kind} skip needs a spatial sigma > 0")
         self.channels, self.sigma = channels, sigma
@@ -69,6 +73,13 @@ class SkipSource(nn.Module):
         x = F.conv2d(x, self.row_kernel.to(x.dtype), groups=self.channels)
         return F.conv2d(x, self.column_kernel.to(x.dtype), groups=self.channels)
 
+    def add(self, x: torch.Tensor, change: torch.Tensor) -> torch.Tensor:
+        """The skip of ``x`` plus the network's ``change``, clamped to the pixel range. With the luminance change the
+        channels' mean change goes to every channel, so the differences between channels -- the hues -- stay."""
+        if self.luminance_change:
+            change = change.mean(1, keepdim=True)
+        return (self(x) + change).clamp(-1.0, 1.0)
+
 
 def bilateral(x: torch.Tensor, radius: int, sigma: float, range_sigma: float) -> torch.Tensor:
     """One separable bilateral pass (Pham and van Vliet 2005): along the rows, then along the columns, each pixel
@@ -90,14 +101,6 @@ def bilateral(x: torch.Tensor, radius: int, sigma: float, range_sigma: float) ->
             denominator = denominator + weight
         x = numerator / denominator
     return x
-
-
-def add_to_image(image: torch.Tensor, change: torch.Tensor, luminance_only: bool = False) -> torch.Tensor:
-    """``image + change``, clamped to the pixel range; ``luminance_only``: the channels' mean change is added to
-    every channel (``model.skip_change=luminance``), so the differences between channels -- the hues -- stay."""
-    if luminance_only:
-        change = change.mean(1, keepdim=True)
-    return (image + change).clamp(-1.0, 1.0)
 
 
 @torch.no_grad()

@@ -9,7 +9,7 @@ from cyclegan.contract import sizes
 
 from .norm import conv_bias_for, norm_factory
 from .sizes import check_input
-from .skip import SkipSource, add_to_image
+from .skip import SkipSource
 from .upsample import upsample2x
 
 
@@ -84,8 +84,7 @@ class UnetGenerator(nn.Module):
     ) -> None:
         super().__init__()
         self.global_skip = global_skip  # see .skip
-        self.luminance_change = skip_change == "luminance"
-        self.skip_source = SkipSource(input_nc, skip_blur, skip_filter)
+        self.skip_source = SkipSource(input_nc, skip_blur, skip_filter, skip_change)
         if num_downs < 5:
             raise ValueError(f"num_downs must be >= 5, got {num_downs}")
         self.kind = f"unet_{2**num_downs}"
@@ -101,8 +100,4 @@ class UnetGenerator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input(self.kind, self.size_multiple, self.min_side, x)
-        return (
-            add_to_image(self.skip_source(x), self.model(x), self.luminance_change)
-            if self.global_skip
-            else self.model(x)
-        )
+        return self.skip_source.add(x, self.model(x)) if self.global_skip else self.model(x)
