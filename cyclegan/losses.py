@@ -1,4 +1,5 @@
-"""CycleGAN objectives: the adversarial loss in three flavours, and the L1 cycle/identity terms."""
+"""CycleGAN objectives: the adversarial loss in three flavours, the L1 cycle/identity terms, and the total variation
+of a generator's change over its skip (``loss.lambda_change_tv``)."""
 
 from __future__ import annotations
 
@@ -52,3 +53,9 @@ def cycle_loss(rec: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
 def identity_loss(idt: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
     """L1 between G(y) and y (unweighted; the original weights it by lambda_identity * lambda_b/a)."""
     return F.l1_loss(idt, real)
+
+
+def total_variation(x: torch.Tensor) -> torch.Tensor:
+    """Anisotropic total variation: the mean absolute difference between vertical neighbours plus that between
+    horizontal ones, halved (a constant picture scores 0, stripes of amplitude ``a`` about ``a``)."""
+    return 0.5 * ((x[..., 1:, :] - x[..., :-1, :]).abs().mean() + (x[..., :, 1:] - x[..., :, :-1]).abs().mean())

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from cyclegan.losses import GANLoss, cycle_loss, identity_loss
+from cyclegan.losses import GANLoss, cycle_loss, identity_loss, total_variation
 
 PRED = torch.tensor([[[[2.0, -1.0], [0.5, 0.0]]]])  # [1,1,2,2] patch scores
 
@@ -63,3 +63,13 @@ def test_l1_terms() -> None:
     assert cycle_loss(a, b).item() == pytest.approx((1 + 0 + 2 + 3) / 4)
     assert identity_loss(a, b).item() == pytest.approx((1 + 0 + 2 + 3) / 4)
     assert cycle_loss(b, b).item() == 0
+
+
+def test_total_variation_prices_steps_between_neighbours() -> None:
+    assert total_variation(torch.full((1, 3, 8, 8), 0.7)).item() == 0  # a flat change costs nothing
+    stripes = torch.zeros(1, 1, 8, 8)
+    stripes[..., 1::2] = 0.4  # vertical stripes: every horizontal neighbour differs by 0.4, no vertical one
+    assert total_variation(stripes).item() == pytest.approx(0.5 * 0.4)
+    edge = torch.zeros(1, 1, 8, 8)
+    edge[..., 4:] = 0.4  # one outline of the same height costs 7 times less than the stripes
+    assert total_variation(edge).item() == pytest.approx(0.5 * 0.4 / 7)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -195,13 +196,18 @@ def test_cyclegan_group_exposes_train():
 
 
 def test_style_options_train_and_resume_exactly(dataset, tmp_path):
-    """model.d_a_input=luminance (D_A sees one channel) and model.skip_change=luminance together: a run
-    interrupted at step 2 and resumed ends with the same weights as one that was not."""
+    """model.d_a_input=luminance (D_A sees one channel), model.skip_change=luminance and loss.lambda_change_tv
+    together: a run interrupted at step 2 and resumed ends with the same weights as one that was not."""
     from cyclegan.config import load_config
     from cyclegan.training import train
 
     def config(out: Path, steps: int):
-        options = ["model.d_a_input=luminance", "model.global_skip=true", "model.skip_change=luminance"]
+        options = [
+            "model.d_a_input=luminance",
+            "model.global_skip=true",
+            "model.skip_change=luminance",
+            "loss.lambda_change_tv=2",
+        ]
         overrides = [f"data.root={dataset}", f"train.output_dir={out}", *TINY, *options, "train.mixed_precision=no"]
         return load_config(
             REPO / "configs/tiny_cpu.yaml", [*overrides, f"train.max_steps={steps}", "train.save_every=2"]
@@ -216,6 +222,10 @@ def test_style_options_train_and_resume_exactly(dataset, tmp_path):
     assert {"loss/D_A", "loss/G_A"} <= set(straight.last_losses) and all(
         torch.isfinite(torch.tensor(v)) for v in straight.last_losses.values()
     )
+    # The plain skip starts at the identity (last convolution zero): no change, no price at step 1; then the
+    # network edits the photo and the total variation of its change is priced and logged.
+    change_tv = [json.loads(line)["loss/change_tv_A"] for line in (tmp_path / "straight/metrics.jsonl").open()]
+    assert change_tv[0] == 0 and all(value > 0 for value in change_tv[1:]) and len(change_tv) == 4
     for mine, theirs in ((straight.generators, resumed.generators), (straight.discriminators, resumed.discriminators)):
         a, b = mine.state_dict(), theirs.state_dict()
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), "resume is not exact"

@@ -9,7 +9,7 @@ from torch import nn
 
 from cyclegan.augment import diff_augment
 from cyclegan.config import LossConfig
-from cyclegan.losses import GANLoss, cycle_loss, identity_loss
+from cyclegan.losses import GANLoss, cycle_loss, identity_loss, total_variation
 from cyclegan.training.nets import set_requires_grad
 from cyclegan.training.state import ProcessPools
 
@@ -49,6 +49,10 @@ class CycleGANStep:
         self.gan = GANLoss(loss_cfg.gan_mode)
         self.use_identity = loss_cfg.lambda_identity > 0
         self.augment = augment  # DiffAugment policy applied to every discriminator input
+        # loss.lambda_change_tv prices G_A's change over its skip (a fixed filter: buffers, no weights)
+        self.skip_a = (
+            accelerator.unwrap_model(modules.generators).g_a.skip_source if loss_cfg.lambda_change_tv else None
+        )
 
     def __call__(self, real_a: torch.Tensor, real_b: torch.Tensor, *, warmup: bool = False) -> dict[str, torch.Tensor]:
         if warmup:
@@ -72,7 +76,13 @@ class CycleGANStep:
                 loss_idt_b = identity_loss(out["idt_B"], real_a) * cfg.lambda_a * cfg.lambda_identity
             else:
                 loss_idt_a = loss_idt_b = torch.zeros((), device=real_a.device)
-            loss_g = loss_g_a + loss_g_b + loss_cycle_a + loss_cycle_b + loss_idt_a + loss_idt_b
+            if self.skip_a is not None:
+                with torch.no_grad():
+                    skip_a = self.skip_a(real_a)
+                loss_change_tv_a = total_variation(out["fake_B"] - skip_a) * cfg.lambda_change_tv
+            else:
+                loss_change_tv_a = torch.zeros((), device=real_a.device)
+            loss_g = loss_g_a + loss_g_b + loss_cycle_a + loss_cycle_b + loss_idt_a + loss_idt_b + loss_change_tv_a
         self.acc.backward(loss_g)
         m.opt_g.step()
         set_requires_grad(m.raw_discriminators, True)
@@ -98,6 +108,7 @@ class CycleGANStep:
                 "loss/cycle_B": loss_cycle_b,
                 "loss/idt_A": loss_idt_a,
                 "loss/idt_B": loss_idt_b,
+                "loss/change_tv_A": loss_change_tv_a,
                 "loss/D_A": loss_d_a,
                 "loss/D_B": loss_d_b,
             }
@@ -130,6 +141,7 @@ class CycleGANStep:
                 "loss/cycle_B": zero,
                 "loss/idt_A": loss_idt_a,
                 "loss/idt_B": loss_idt_b,
+                "loss/change_tv_A": zero,
                 "loss/D_A": zero,
                 "loss/D_B": zero,
             }
