@@ -150,6 +150,9 @@ VARIANTS: dict[str, list[str]] = {
     "luma": LUMA,
     "luma+D2": [*LUMA, "model.discriminator=n_layers", "model.n_layers_d=2"],
     "luma+D1": [*LUMA, "model.discriminator=n_layers", "model.n_layers_d=1"],
+    # the total variation of G_A's change over its skip (loss.lambda_change_tv), on the luminance recipe
+    "luma+tv0.5": [*LUMA, "loss.lambda_change_tv=0.5"],
+    "luma+tv1": [*LUMA, "loss.lambda_change_tv=1"],
 }
 
 OUTLINE = (20, 20, 20)  # the filter's outline colour

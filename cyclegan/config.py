@@ -31,7 +31,10 @@ DiscriminatorKind = Literal["basic", "n_layers", "pixel"]
 InitKind = Literal["normal", "xavier", "kaiming", "orthogonal"]
 GanMode = Literal["lsgan", "vanilla", "hinge"]
 SchedulerKind = Literal["linear", "cosine", "step", "constant"]
-Preprocess = Literal["resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none"]
+Preprocess = Literal[
+    "resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "scale_shorter_side_and_crop", "none"
+]
+CROPPING_PREPROCESS = ("resize_and_crop", "crop", "scale_width_and_crop", "scale_shorter_side_and_crop")  # square crops
 MixedPrecision = Literal["no", "bf16", "fp16", "auto"]
 # train.eval_metric: the score that picks generators/best_*.safetensors (lower is better; see training/evaluate.py)
 EvalMetric = Literal["auto", "cycle_mae", "identity_mae", "kid"]
@@ -120,7 +123,7 @@ class DataConfig:
         _at_most(self, load_size=8192, crop_size=8192)
         if not self.root.strip():
             raise ConfigError("data.root must name the dataset folder, got an empty string")
-        if self.preprocess in ("resize_and_crop", "scale_width_and_crop") and self.crop_size > self.load_size:
+        if self.preprocess in CROPPING_PREPROCESS and self.preprocess != "crop" and self.crop_size > self.load_size:
             raise ConfigError(
                 f"data.crop_size ({self.crop_size}) must be <= data.load_size ({self.load_size}) "
                 f"for preprocess={self.preprocess!r}"

@@ -63,6 +63,7 @@ def test_items_have_shape_range_and_paths(dataset_root):
         ("crop", (32, 32)),
         ("scale_width", (32, 36)),  # 42x30: width -> 36, height 36*30/42 = 26 raised to crop_size 32
         ("scale_width_and_crop", (32, 32)),
+        ("scale_shorter_side_and_crop", (32, 32)),
         ("none", (32, 40)),  # 42x30 -> nearest multiples of 4 (7.5 rounds to 8): 40x32
     ],
 )
@@ -72,6 +73,27 @@ def test_preprocess_modes_give_expected_sizes(dataset_root, preprocess, expected
     a = ds[2]["A"]  # a2.png is 42x30
     assert tuple(a.shape[1:]) == expected
     assert a.shape[1] % 4 == 0 and a.shape[2] % 4 == 0
+
+
+def test_scale_shorter_side_keeps_the_proportions():
+    """A 2:1 frame: resize_and_crop squeezes it into a square, scale_shorter_side_and_crop keeps 2:1 and crops."""
+    frame = Image.new("RGB", (96, 48), "red")
+    assert ImageTransform("scale_shorter_side_and_crop", 36, 32, random=False)._resize(frame).size == (72, 36)
+    assert ImageTransform("resize_and_crop", 36, 32, random=False)._resize(frame).size == (36, 36)
+    assert ImageTransform("scale_shorter_side_and_crop", 48, 32, random=False)._resize(frame) is frame  # as it is
+
+
+def test_squeeze_warnings_name_the_domain_and_the_fix(dataset_root):
+    squeezed = UnpairedImageDataset(dataset_root, "train", _cfg(dataset_root)).validate()
+    a, b = squeezed.squeeze_warnings()  # trainA is typically 42x30, trainB 36x48
+    assert "the trainA images (typically 42x30) into 36x36 squares" in a and "1.40 times narrower" in a
+    assert "the trainB images (typically 36x48)" in b and "1.33 times flatter" in b
+    assert "data.preprocess=scale_shorter_side_and_crop keeps their proportions" in a
+    kept = _cfg(dataset_root, preprocess="scale_shorter_side_and_crop")
+    assert UnpairedImageDataset(dataset_root, "train", kept).validate().squeeze_warnings() == []
+    for path in list_images(dataset_root / "trainA") + list_images(dataset_root / "trainB"):
+        _noise_image(path, (32, 31), seed=5)  # nearly square: nothing to say
+    assert UnpairedImageDataset(dataset_root, "train", _cfg(dataset_root)).validate().squeeze_warnings() == []
 
 
 def test_crop_upscales_images_smaller_than_the_crop(tmp_path):

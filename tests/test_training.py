@@ -65,6 +65,25 @@ def test_unreadable_image_is_named(dataset, tmp_path):
     assert "broken.png" in result.output
 
 
+def test_squeezed_frames_are_named_once_and_training_goes_on(dataset, tmp_path):
+    """16:9 frames under the paper's resize_and_crop: one warning line that names the fix, then the run."""
+    from PIL import Image
+
+    for path in (dataset / "trainB").iterdir():
+        Image.open(path).resize((64, 36)).save(path)
+    args = [f"data.root={dataset}", *TINY, "train.max_steps=1", "data.test_images=0"]
+    result = _run_cli(*args, f"train.output_dir={tmp_path / 'squeezed'}")
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.output.splitlines() if line.startswith("warning: data.preprocess")]
+    assert warnings == [
+        "warning: data.preprocess=resize_and_crop squeezes the trainB images (typically 64x36) into 32x32 squares, "
+        "so shapes are 1.78 times narrower in training than in use: data.preprocess=scale_shorter_side_and_crop "
+        "keeps their proportions"
+    ]
+    kept = _run_cli(*args, f"train.output_dir={tmp_path / 'kept'}", "data.preprocess=scale_shorter_side_and_crop")
+    assert kept.exit_code == 0 and "warning: data.preprocess" not in kept.output
+
+
 def test_crop_size_not_allowed_by_unet(dataset, tmp_path):
     result = _run_cli(
         f"data.root={dataset}",

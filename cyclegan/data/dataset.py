@@ -15,6 +15,8 @@ from cyclegan.contract.images import ImageInputError, open_image
 from cyclegan.contract.layout import DatasetError, domain_images
 from cyclegan.data.transforms import ImageTransform
 
+SQUEEZE_TOLERANCE = 1.1  # aspect ratios within 10% of square pass without a warning
+
 
 def item_seed(seed: int, epoch: int, index: int) -> int:
     """A 64-bit seed that depends only on (seed, epoch, index), with no correlation between neighbours."""
@@ -49,6 +51,7 @@ class UnpairedImageDataset(Dataset):
         self.paths_b = domain_images(self.root, phase, "B", self.cfg.max_dataset_size)
         self.random_pairs = phase == "train" and not self.cfg.serial_batches
         self.transform = ImageTransform.from_config(self.cfg, random=phase == "train", size_multiple=size_multiple)
+        self.source_sizes: dict[str, list[tuple[int, int]]] = {"A": [], "B": []}  # on disk; filled by validate()
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -78,11 +81,13 @@ class UnpairedImageDataset(Dataset):
         domain must also come out of the transform at one size (``data.preprocess=none`` keeps each size)."""
         bad = []
         sizes: dict[str, dict[tuple[int, int], list[Path]]] = {"A": {}, "B": {}}
+        self.source_sizes = {"A": [], "B": []}
         for domain, paths in (("A", self.paths_a), ("B", self.paths_b)):
             for path in paths:
                 try:
                     with open_image(path) as image:
                         size = self.transform.output_size(*image.size)
+                        self.source_sizes[domain].append(image.size)
                 except ImageInputError as exc:
                     bad.append(f"{path} ({exc})")
                     continue
@@ -106,6 +111,28 @@ class UnpairedImageDataset(Dataset):
                     "train.batch_size=1, a cropping data.preprocess (resize_and_crop, crop), or images of one size"
                 )
         return self
+
+    def squeeze_warnings(self) -> list[str]:
+        """One line per domain whose typical image (the median aspect, after :meth:`validate`) ``resize_and_crop``
+        squeezes by more than 10% into its square: the judge then learns shapes narrower (or flatter) than the
+        same shapes in use (16:9 video frames 1.78 times narrower)."""
+        if self.cfg.preprocess != "resize_and_crop":
+            return []
+        warnings = []
+        for domain, found in self.source_sizes.items():
+            if not found:
+                continue
+            width, height = sorted(found, key=lambda size: size[0] / size[1])[len(found) // 2]
+            aspect = width / height
+            if max(aspect, 1 / aspect) > SQUEEZE_TOLERANCE:
+                axis = "narrower" if aspect > 1 else "flatter"
+                warnings.append(
+                    f"warning: data.preprocess=resize_and_crop squeezes the {self.phase}{domain} images (typically "
+                    f"{width}x{height}) into {self.cfg.load_size}x{self.cfg.load_size} squares, so shapes are "
+                    f"{max(aspect, 1 / aspect):.2f} times {axis} in training than in use: "
+                    "data.preprocess=scale_shorter_side_and_crop keeps their proportions"
+                )
+        return warnings
 
 
 def load_image(path: Path) -> Image.Image:

@@ -15,7 +15,7 @@ from PIL import Image
 from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as F
 
-from cyclegan.config import DataConfig, Preprocess
+from cyclegan.config import CROPPING_PREPROCESS, DataConfig, Preprocess
 from cyclegan.models.pixels import image_to_model
 
 
@@ -27,6 +27,8 @@ class ImageTransform:
     * ``crop``: crop crop_size (images smaller than that are first scaled up to it).
     * ``scale_width``: width to load_size, keeping the aspect (height at least crop_size).
     * ``scale_width_and_crop``: the same, then crop crop_size.
+    * ``scale_shorter_side_and_crop``: the shorter side to load_size, keeping the aspect, then crop crop_size:
+      video frames keep their proportions (``resize_and_crop`` squeezes a 16:9 frame into a square).
     * ``none``: the image as it is.
     Uncropped outputs are resized to the nearest multiple of ``size_multiple`` (the generator's, see
     :mod:`cyclegan.contract.sizes`); they differ in size from image to image, so batch them with batch_size 1.
@@ -48,7 +50,7 @@ class ImageTransform:
 
     @property
     def crops(self) -> bool:
-        return self.preprocess in ("resize_and_crop", "crop", "scale_width_and_crop")
+        return self.preprocess in CROPPING_PREPROCESS
 
     def output_size(self, width: int, height: int) -> tuple[int, int]:
         """(width, height) of the tensor this transform makes of a ``width`` x ``height`` image."""
@@ -79,6 +81,8 @@ class ImageTransform:
             if (width, height) == (self.load_size, new_height):
                 return image
             return F.resize(image, [new_height, self.load_size], InterpolationMode.BICUBIC)
+        if self.preprocess == "scale_shorter_side_and_crop" and min(width, height) != self.load_size:
+            return F.resize(image, [self.load_size], InterpolationMode.BICUBIC)  # shorter side -> load_size
         if self.preprocess == "crop" and min(width, height) < self.crop_size:
             return F.resize(image, [self.crop_size], InterpolationMode.BICUBIC)  # shorter side -> crop_size
         return image

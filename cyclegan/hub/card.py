@@ -86,6 +86,7 @@ def _run_summary(run: RunFacts) -> str:
         parts.append(
             f"{loss.get('gan_mode', '?')} GAN loss, cycle λ {loss.get('lambda_a', '?')}/{loss.get('lambda_b', '?')}, "
             f"identity {loss.get('lambda_identity', '?')}"
+            + (f", change TV {loss['lambda_change_tv']}" if loss.get("lambda_change_tv") else "")
         )
     if optim.get("lr"):
         parts.append(f"Adam lr {optim['lr']} ({optim.get('scheduler', '?')} schedule)")

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 import yaml
 
-from cyclegan.config import Config
+from cyclegan.config import CROPPING_PREPROCESS, Config
 from cyclegan.contract import sizes
 from cyclegan.contract.layout import DatasetError
 from cyclegan.data import UnpairedImageDataset
@@ -23,7 +23,7 @@ _RESUME_MUST_MATCH = ("model", "loss.pool_size", "data.crop_size", "train.ema_de
 def check_sizes(cfg: Config) -> None:
     """The training crop must be a size the generator accepts (e.g. unet_256 needs multiples of 256)."""
     data = cfg.data
-    if data.preprocess in ("resize_and_crop", "crop", "scale_width_and_crop"):
+    if data.preprocess in CROPPING_PREPROCESS:
         try:
             sizes.check_input_size(cfg.model.generator, data.crop_size, data.crop_size)
         except sizes.InputSizeError as exc:
@@ -37,7 +37,7 @@ def check_sizes(cfg: Config) -> None:
 def check_networks_run(cfg: Config) -> None:
     """Build both networks on the meta device (no memory) and run them on one training crop, so that sizes the
     architecture cannot take (e.g. model.n_layers_d=6 on 32 px crops) stop here instead of at the first step."""
-    if cfg.data.preprocess not in ("resize_and_crop", "crop", "scale_width_and_crop"):
+    if cfg.data.preprocess not in CROPPING_PREPROCESS:
         return  # sizes vary per image; the dataset check covers them
     side = cfg.data.crop_size
     try:

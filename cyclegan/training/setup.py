@@ -121,6 +121,8 @@ def _setup(cfg: Config, resume: str | None, held: list[FolderLock]) -> TrainingR
     checkpoints = CheckpointWriter(run_dir / "checkpoints", t.keep_last)
     with nodes.all_or_none():  # a check failing on one node stops every process, with that node's message
         dataset, candidates, fixed = _checked_inputs(cfg, resume, checkpoints.dir)
+    for warning in dataset.squeeze_warnings():
+        process.print(warning)
     nodes.check_same_dataset(Path(cfg.data.root), dataset.paths_a + dataset.paths_b)
     if resume:
         candidates = nodes.agree_on_resume(candidates, resume, checkpoints.dir)
