@@ -37,7 +37,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # resize upsampling (no checkerboard); an edge-preserving bilateral skip that carries the photo's colours in flat
 # areas; a network that may change the lightness only (the photo's hues stay: no cartoon palette) and is judged
 # on luminance by the 70x70 PatchGAN without norm (strokes and outlines, not colours), with translation
-# DiffAugment; exported weights averaged.
+# DiffAugment; exported weights averaged; a price on the total variation of the network's change (few strong
+# edges on flat areas instead of a dense texture); the cartoon's 4:3 frames cropped, not squeezed into squares.
 RECIPE = [
     "model.upsample=resize",
     "model.global_skip=true",
@@ -48,6 +49,8 @@ RECIPE = [
     "model.norm_d=none",
     "train.diffaugment=translation",
     "train.ema_decay=0.995",
+    "loss.lambda_change_tv=1",
+    "data.preprocess=scale_shorter_side_and_crop",
 ]
 
 
