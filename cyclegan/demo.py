@@ -70,6 +70,7 @@ class DemoPlan:
     save_every: int = 400
     log_every: int = 20
     sample_every: int = 400
+    int8_min_psnr: float = 30.0  # the export's floor: an int8 model under it is not written
     extra_overrides: list[str] = field(default_factory=lambda: list(RECIPE))
 
     @classmethod
@@ -270,14 +271,18 @@ def train(plan: DemoPlan, resume: bool) -> None:
 def export(plan: DemoPlan) -> None:
     if plan.models.exists():
         shutil.rmtree(plan.models)
-    _run(_cli("export", plan.run, "--out", plan.models))
-    export_int8(plan)
+    _run(_cli("export", plan.run, "--out", plan.models, "--direction", "B2A"))
+    if not export_a2b_with_int8(plan):
+        _run(_cli("export", plan.run, "--out", plan.models, "--direction", "A2B"))
 
 
-def export_int8(plan: DemoPlan) -> bool:
-    """The photo -> cartoon int8 model, written only if it keeps the picture (the export's PSNR floor)."""
-    args = _cli("export", plan.run, "--out", plan.models, "--direction", "A2B", "--precision", "int8")
-    args += ["--calibration-dir", plan.dataset / "trainA"]
+def export_a2b_with_int8(plan: DemoPlan) -> bool:
+    """The photo -> cartoon model in fp32 and int8 from one export (one ONNX export and parity check for both).
+    An int8 model that would not keep the picture (under the export's PSNR floor) stops the export before it
+    writes anything: then False, and the caller exports the fp32 model alone."""
+    args = _cli("export", plan.run, "--out", plan.models, "--direction", "A2B", "--precision", "fp32")
+    args += ["--precision", "int8", "--calibration-dir", plan.dataset / "trainA"]
+    args += ["--int8-min-psnr", plan.int8_min_psnr]
     click.echo("    $ " + " ".join(str(a) for a in args))
     result = subprocess.run([str(a) for a in args], cwd=REPO_ROOT, env=_env(), stderr=subprocess.PIPE, text=True)
     if result.returncode == 0:
@@ -286,7 +291,7 @@ def export_int8(plan: DemoPlan) -> bool:
     if result.returncode == 2 and "below the floor" in reason:
         click.echo(f"    int8 model not written (it would not keep the picture): {reason}")
         return False
-    raise StageFailed(f"int8 export failed with exit code {result.returncode}: {reason}")
+    raise StageFailed(f"A2B export (fp32 and int8) failed with exit code {result.returncode}: {reason}")
 
 
 def a2b_model(plan: DemoPlan) -> Path:

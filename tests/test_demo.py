@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 from PIL import Image
 
 from cyclegan.contract.tiles import is_companion
-from cyclegan.demo import DemoPlan, cartoon_flatness, eval_lines, run_demo
+from cyclegan.demo import DemoPlan, cartoon_flatness, eval_lines, export, run_demo
 from serve.stylizer import Stylizer
 
 
@@ -46,6 +47,12 @@ def test_demo_pipeline_end_to_end(tmp_path):
     assert f"checkerboard  {scores['checkerboard']:10.4f}" in summary
     assert f"colour_shift  {scores['colour_shift']:10.4f}" in summary
     assert f"flatness      {scores['flatness']:10.4f}" in summary and "(flatness: share of flat pixels" in summary
+
+    # An int8 model under the floor stops the combined A2B export before it writes anything: the demo then
+    # exports the fp32 model alone, so both directions are still there.
+    unreachable = dataclasses.replace(plan, int8_min_psnr=199.0)
+    export(unreachable)
+    assert sorted(m.name for m in plan.models.glob("*.onnx") if not is_companion(m)) == [m.name for m in onnx_models]
 
     # A second run resumes instead of starting over: training has nothing left to do.
     before = (plan.run / "metrics.jsonl").read_text()
