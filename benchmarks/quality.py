@@ -153,6 +153,9 @@ VARIANTS: dict[str, list[str]] = {
     # the total variation of G_A's change over its skip (loss.lambda_change_tv), on the luminance recipe
     "luma+tv0.5": [*LUMA, "loss.lambda_change_tv=0.5"],
     "luma+tv1": [*LUMA, "loss.lambda_change_tv=1"],
+    # the same with the RGB judge (the luminance-only change keeps the hues anyway): the demo's recipe since
+    # 2026-12-03, fourth session
+    "luma+tv1+rgbD": [*(o for o in LUMA if o != "model.d_a_input=luminance"), "loss.lambda_change_tv=1"],
 }
 
 OUTLINE = (20, 20, 20)  # the filter's outline colour
