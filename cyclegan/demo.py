@@ -36,8 +36,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # contact sheet and its flatness and colour-shift scores, with benchmarks/quality.py's paired scores beside them):
 # resize upsampling (no checkerboard); an edge-preserving bilateral skip that carries the photo's colours in flat
 # areas; a network that may change the lightness only (the photo's hues stay: no cartoon palette), judged by the
-# 70x70 PatchGAN without norm on the whole picture (it sees the colour boundaries a cartoon outlines; a judge of
-# the luminance alone scored less flat on two seeds), with translation DiffAugment; exported weights averaged; a
+# 70x70 PatchGAN without norm on the whole picture (a judge of the luminance alone scored less flat, with more
+# colour shift, on two seeds), with translation DiffAugment; exported weights averaged; a
 # price on the total variation of the network's change (few strong edges on flat areas instead of a dense
 # texture); the cartoon's 4:3 frames cropped, not squeezed into squares.
 RECIPE = [
