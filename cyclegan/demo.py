@@ -37,9 +37,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # resize upsampling (no checkerboard); an edge-preserving bilateral skip that carries the photo's colours in flat
 # areas; a network that may change the lightness only (the photo's hues stay: no cartoon palette), judged by the
 # 70x70 PatchGAN without norm on the whole picture (a judge of the luminance alone scored less flat, with more
-# colour shift, on two seeds), with translation DiffAugment; exported weights averaged; a
-# price on the total variation of the network's change (few strong edges on flat areas instead of a dense
-# texture); the cartoon's 4:3 frames cropped, not squeezed into squares.
+# colour shift, on two seeds), with translation DiffAugment; exported weights averaged; a price on the total
+# variation of the network's change (few strong edges on flat areas instead of a dense texture); the cartoon's
+# 4:3 frames cropped, not squeezed into squares.
 RECIPE = [
     "model.upsample=resize",
     "model.global_skip=true",
