@@ -289,8 +289,7 @@ def export_a2b_with_int8(plan: DemoPlan) -> bool:
     An int8 model that would not keep the picture (under the export's PSNR floor) stops the export before it
     writes anything: then False, and the caller exports the fp32 model alone."""
     args = _cli("export", plan.run, "--out", plan.models, "--direction", "A2B", "--exporter", plan.exporter)
-    args += ["--precision", "fp32"]
-    args += ["--precision", "int8", "--calibration-dir", plan.dataset / "trainA"]
+    args += ["--precision", "fp32", "--precision", "int8", "--calibration-dir", plan.dataset / "trainA"]
     if plan.int8_min_psnr is not None:
         args += ["--int8-min-psnr", plan.int8_min_psnr]
     click.echo("    $ " + " ".join(str(a) for a in args))
