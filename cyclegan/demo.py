@@ -487,7 +487,9 @@ def run_demo(plan: DemoPlan, *, clean: bool = False) -> StageClock:
     help="Where every stage writes its outputs.",
 )
 @click.option("--clean", is_flag=True, help="Delete earlier outputs and start from nothing (default: resume).")
-@click.option("--steps", type=int, default=None, help="Training steps (default 1200, about 7 minutes on 2 cores).")
+@click.option(
+    "--steps", type=int, default=None, help=f"Training steps (default {DemoPlan.steps}, about 6 minutes on 2 cores)."
+)
 @click.option("--small", is_flag=True, help="A tiny run (seconds), as the end-to-end test does.")
 @click.option(
     "--set",
