@@ -278,17 +278,21 @@ def train(plan: DemoPlan, resume: bool) -> None:
 def export(plan: DemoPlan) -> None:
     if plan.models.exists():
         shutil.rmtree(plan.models)
-    exporter = ("--exporter", plan.exporter)
-    _run(_cli("export", plan.run, "--out", plan.models, "--direction", "B2A", *exporter))
+    _run(_export_args(plan, "B2A"))
     if not export_a2b_with_int8(plan):
-        _run(_cli("export", plan.run, "--out", plan.models, "--direction", "A2B", *exporter))
+        _run(_export_args(plan, "A2B"))
+
+
+def _export_args(plan: DemoPlan, direction: str) -> list[str]:
+    """``cyclegan export`` of one direction of the demo's run into its models folder (fp32 unless more is added)."""
+    return _cli("export", plan.run, "--out", plan.models, "--direction", direction, "--exporter", plan.exporter)
 
 
 def export_a2b_with_int8(plan: DemoPlan) -> bool:
     """The photo -> cartoon model in fp32 and int8 from one export (one ONNX export and parity check for both).
     An int8 model that would not keep the picture (under the export's PSNR floor) stops the export before it
     writes anything: then False, and the caller exports the fp32 model alone."""
-    args = _cli("export", plan.run, "--out", plan.models, "--direction", "A2B", "--exporter", plan.exporter)
+    args = _export_args(plan, "A2B")
     args += ["--precision", "fp32", "--precision", "int8", "--calibration-dir", plan.dataset / "trainA"]
     if plan.int8_min_psnr is not None:
         args += ["--int8-min-psnr", plan.int8_min_psnr]
