@@ -84,6 +84,15 @@ def test_squeezed_frames_are_named_once_and_training_goes_on(dataset, tmp_path):
     assert kept.exit_code == 0 and "warning: data.preprocess" not in kept.output
 
 
+def test_a_second_run_in_the_same_process_chooses_its_own_precision(dataset, tmp_path):
+    """Accelerate keeps one state per process; a second in-process run with another precision still starts."""
+    args = [f"data.root={dataset}", *TINY, "train.max_steps=1", "data.test_images=0"]
+    for mode in ("no", "bf16"):
+        result = _run_cli(*args, f"train.output_dir={tmp_path / mode}", f"train.mixed_precision={mode}")
+        assert result.exit_code == 0, result.output
+        assert (tmp_path / mode / "generators").is_dir()
+
+
 def test_crop_size_not_allowed_by_unet(dataset, tmp_path):
     result = _run_cli(
         f"data.root={dataset}",

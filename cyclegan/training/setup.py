@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator, PartialState
+from accelerate.state import AcceleratorState
 from accelerate.utils import ProjectConfiguration, gather_object, set_seed
 from torch import nn
 from torch.optim import Optimizer
@@ -110,6 +111,17 @@ def setup(cfg: Config, resume: str | None) -> TrainingRun:
         raise
 
 
+def _forget_previous_in_process_run(precision: str) -> None:
+    """Let a second run in the same Python process choose its own mixed precision.
+
+    Accelerate keeps one ``AcceleratorState`` per process and refuses a new ``Accelerator`` with another precision
+    ("restart your runtime"). With one process nothing else holds it, so it is cleared, as Accelerate's own test
+    cases do between tests; the process group (``PartialState``) is kept."""
+    state = AcceleratorState._shared_state
+    if state and PartialState().num_processes == 1 and state.get("_mixed_precision") != precision:
+        AcceleratorState._reset_state(reset_partial_state=False)
+
+
 def _setup(cfg: Config, resume: str | None, held: list[FolderLock]) -> TrainingRun:
     cfg.validate()
     t, run_dir = cfg.train, Path(cfg.train.output_dir)
@@ -132,6 +144,7 @@ def _setup(cfg: Config, resume: str | None, held: list[FolderLock]) -> TrainingR
             held.append(FolderLock(ensure_writable_dir(run_dir, "train.output_dir"), "training").acquire())
             check_run_folder(cfg, resume)
 
+    _forget_previous_in_process_run(precision)
     accelerator = Accelerator(
         mixed_precision=precision,
         cpu=force_cpu,
