@@ -18,7 +18,15 @@ from typing import Any, Literal
 import yaml
 
 from cyclegan.contract import typed
-from cyclegan.contract.card import MAX_SKIP_BLUR, GeneratorKind, NormKind, SkipChange, SkipFilter, UpsampleKind
+from cyclegan.contract.card import (
+    MAX_SKIP_BLUR,
+    MAX_SKIP_LEVELS,
+    GeneratorKind,
+    NormKind,
+    SkipChange,
+    SkipFilter,
+    UpsampleKind,
+)
 from cyclegan.contract.errors import ToolkitError
 from cyclegan.contract.files import write_text_atomic
 
@@ -69,6 +77,9 @@ class ModelConfig:
     # with global_skip: what the network may change on top of the skip: every channel (rgb), or the lightness only
     # (luminance: one value per pixel added to every channel): the skip's hues stay, the palette cannot drift
     skip_change: SkipChange = "rgb"
+    # with global_skip: the skip's lightness in this many flat tones (0 = off): cel shading, with crisp tone
+    # boundaries for the network to outline (a soft staircase, so video does not flicker at the boundaries)
+    skip_levels: int = 0
     init_type: InitKind = "normal"
     init_gain: float = 0.02
 
@@ -94,6 +105,13 @@ class ModelConfig:
             raise ConfigError(
                 f"model.skip_change={self.skip_change} needs model.global_skip=true (it is a change to the skip)"
             )
+        if self.skip_levels == 1 or not 0 <= self.skip_levels <= MAX_SKIP_LEVELS:
+            raise ConfigError(
+                f"model.skip_levels must be 0 (off) or a number of tones from 2 to {MAX_SKIP_LEVELS}, "
+                f"got {self.skip_levels}"
+            )
+        if self.skip_levels and not self.global_skip:
+            raise ConfigError("model.skip_levels needs model.global_skip=true (it tones what the skip adds)")
         if self.global_skip and self.input_nc != self.output_nc:
             raise ConfigError(
                 f"model.global_skip needs model.input_nc == model.output_nc, got {self.input_nc} and {self.output_nc}"

@@ -153,6 +153,7 @@ def card_from_config(
         skip_blur=m.skip_blur,
         skip_filter=m.skip_filter,
         skip_change=m.skip_change,
+        skip_levels=m.skip_levels,
         direction=direction,
         source_domain=d.domain_a if a2b else d.domain_b,
         target_domain=d.domain_b if a2b else d.domain_a,

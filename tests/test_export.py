@@ -89,11 +89,11 @@ def test_every_kind_matches_pytorch_at_several_sizes(exported) -> None:
 
 
 @pytest.mark.parametrize(
-    ("skip_blur", "skip_filter", "skip_change"),
-    [(0.0, "gaussian", "rgb"), (1.5, "gaussian", "rgb"), (1.5, "bilateral", "luminance")],
+    ("skip_blur", "skip_filter", "skip_change", "skip_levels"),
+    [(0.0, "gaussian", "rgb", 0), (1.5, "gaussian", "rgb", 0), (1.5, "bilateral", "luminance", 9)],
 )
 def test_global_skip_generator_exports_with_parity(
-    tmp_path: Path, skip_blur: float, skip_filter: str, skip_change: str
+    tmp_path: Path, skip_blur: float, skip_filter: str, skip_change: str, skip_levels: int
 ) -> None:
     """The image skip (blur or bilateral filter, add, clamp) exports and matches PyTorch; the last convolution is
     perturbed from its zero start so the comparison is not input-versus-input."""
@@ -105,6 +105,7 @@ def test_global_skip_generator_exports_with_parity(
         skip_blur=skip_blur,
         skip_filter=skip_filter,
         skip_change=skip_change,
+        skip_levels=skip_levels,
     )
     cfg = Config(model=model)
     net = build_generator(cfg.model)
@@ -115,7 +116,7 @@ def test_global_skip_generator_exports_with_parity(
     assert max(c.max_abs_diff for c in report.parity) < 1e-4
     card = Stylizer(report.variants[0].path).card
     assert card.global_skip and card.skip_blur == skip_blur and card.skip_filter == skip_filter
-    assert card.skip_change == skip_change
+    assert card.skip_change == skip_change and card.skip_levels == skip_levels
 
 
 def test_dynamic_batch_and_sizes_in_onnxruntime(exported) -> None:

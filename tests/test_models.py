@@ -313,6 +313,46 @@ def test_luminance_change_keeps_the_skips_hues(kind: str) -> None:
         assert torch.equal(rebuilt(x), out)
 
 
+@pytest.mark.parametrize("kind", ["resnet_6blocks", "unet_128"])
+def test_skip_levels_tone_the_lightness_and_pass_gradients_through(kind: str) -> None:
+    """model.skip_levels: a smooth ramp becomes flat tones (the staircase's levels, soft only near a boundary),
+    the hues stay, and the gradient through the skip is the identity's (straight-through)."""
+    levels = 4  # bins of width 0.5, tones at their centres
+    cfg = ModelConfig(
+        generator=kind, ngf=4, upsample="resize", global_skip=True, skip_blur=1.0, skip_change="luminance",
+        skip_levels=levels,
+    )  # fmt: skip
+    cfg.validate()
+    net = build_generator(cfg)
+    ramp = torch.linspace(-0.9, 0.9, 128).expand(1, 1, 128, 128)  # a horizontal ramp of lightness...
+    hue = torch.tensor([0.05, 0.0, -0.05]).view(1, 3, 1, 1)
+    x = (ramp + hue).requires_grad_()  # ...with a warm tint
+    toned = net.skip_source(x)
+    lightness = toned.mean(1)[0, 64]
+    tones = torch.tensor([-0.75, -0.25, 0.25, 0.75])
+    distance, nearest = (lightness[:, None] - tones).abs().min(1)
+    assert (distance < 0.02).float().mean() > 0.45  # half the ramp sits on a tone (without levels: 0.1)...
+    assert torch.unique(nearest[distance < 0.02]).numel() == 4  # ...on each of the four
+    assert (distance > 0.1).any()  # and the steps are soft where the ramp crosses a boundary
+    assert torch.allclose(toned - toned.mean(1, keepdim=True), x - x.mean(1, keepdim=True), atol=1e-5)  # hues kept
+    weights = torch.rand(toned.shape, generator=torch.Generator().manual_seed(0))
+    (toned * weights).sum().backward()
+    smooth_x = x.detach().clone().requires_grad_()
+    smooth = SkipSource(3, 1.0, change="luminance")(smooth_x)
+    (smooth * weights).sum().backward()
+    assert torch.allclose(x.grad, smooth_x.grad)  # straight through: the blur's gradient alone
+    smooth = smooth.mean(1)[0, 64]
+    assert ((smooth[:, None] - tones).abs().min(1).values < 0.02).float().mean() < 0.15
+    card = card_from_config(Config(model=cfg), "A2B")
+    assert card.skip_levels == levels
+    rebuilt = generator_from_card(card)
+    rebuilt.load_state_dict(net.state_dict())  # no weights of its own: the saved keys are unchanged
+    with torch.no_grad():
+        assert torch.equal(rebuilt(x), net(x))
+    with pytest.raises(ValueError, match="levels must be 0"):
+        SkipSource(3, 1.0, levels=1)
+
+
 def test_bilateral_gaussian_skip_is_the_blur_of_the_bilateral_filter() -> None:
     x = torch.rand(1, 3, 48, 40) * 2 - 1
     x[..., :, 20:] += 0.5  # an edge for the bilateral filter to keep
@@ -333,6 +373,10 @@ def test_bilateral_gaussian_skip_is_the_blur_of_the_bilateral_filter() -> None:
         ({"global_skip": True, "skip_filter": "bilateral"}, "model.skip_filter=bilateral needs model.skip_blur > 0"),
         ({"global_skip": True, "skip_filter": "bilateral_gaussian"}, "bilateral_gaussian needs model.skip_blur > 0"),
         ({"skip_change": "luminance"}, "model.skip_change=luminance needs model.global_skip=true"),
+        ({"skip_levels": 8}, "model.skip_levels needs model.global_skip=true"),
+        ({"global_skip": True, "skip_levels": 1}, "model.skip_levels must be 0 .off. or a number of tones from 2"),
+        ({"global_skip": True, "skip_levels": -2}, "model.skip_levels must be 0"),
+        ({"global_skip": True, "skip_levels": 65}, "from 2 to 64"),
     ],
 )
 def test_skip_blur_is_validated(overrides: dict, message: str) -> None:

@@ -27,6 +27,7 @@ METADATA_KEY = "cyclegan"
 FORMAT = "cyclegan-toolkit/generator@1"
 # Serving pads every image up to these rules: a card asking for more would turn any photo into a huge tensor.
 MAX_SIZE_RULE = 2048
+MAX_SKIP_LEVELS = 64  # tones of the skip's lightness (cyclegan.models.skip); more is a smooth picture again
 MAX_SKIP_BLUR = 16.0  # sigma in pixels of the skip's blur (cyclegan.models.skip); its kernel spans 3 sigma each side
 
 # The architecture vocabulary: the training config, the model factory and the card all take it from here.
@@ -69,6 +70,7 @@ class GeneratorCard:
     skip_blur: float = 0.0  # > 0: the skip adds a Gaussian blur of the input with this sigma (px) instead
     skip_filter: SkipFilter = "gaussian"  # bilateral(_gaussian): edge-preserving smoothing (then the blur), same sigma
     skip_change: SkipChange = "rgb"  # luminance: one grey change per pixel, added to every channel (hues kept)
+    skip_levels: int = 0  # > 0: the skip's lightness in this many flat tones (a soft staircase)
     # Which way it maps and what the domains are called.
     direction: Direction = "A2B"  # A2B (G_A in the paper's code) or B2A (G_B)
     source_domain: str = "A"
@@ -154,6 +156,16 @@ class GeneratorCard:
             raise CardError(f"card field skip_filter={self.skip_filter} needs skip_blur (its spatial sigma)")
         if self.skip_change != "rgb" and not self.global_skip:
             raise CardError(f"card field skip_change={self.skip_change} needs global_skip")
+        if (
+            not isinstance(self.skip_levels, int)
+            or self.skip_levels == 1
+            or not 0 <= self.skip_levels <= MAX_SKIP_LEVELS
+        ):
+            raise CardError(
+                f"card field skip_levels must be 0 or from 2 to {MAX_SKIP_LEVELS}, got {self.skip_levels!r}"
+            )
+        if self.skip_levels and not self.global_skip:
+            raise CardError("card field skip_levels needs global_skip")
         if self.global_skip and self.input_nc != self.output_nc:
             raise CardError(
                 f"card: global_skip needs as many output as input channels, got {self.input_nc} -> {self.output_nc}"

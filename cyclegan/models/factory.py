@@ -26,6 +26,7 @@ def make_generator(
     skip_blur: float = 0.0,
     skip_filter: str = "gaussian",
     skip_change: str = "rgb",
+    skip_levels: int = 0,
 ) -> nn.Module:
     """The bare architecture (PyTorch default init); ``kind`` is one of ``contract.card.GENERATOR_KINDS``."""
     if kind in ("resnet_9blocks", "resnet_6blocks"):
@@ -42,6 +43,7 @@ def make_generator(
             skip_blur=skip_blur,
             skip_filter=skip_filter,
             skip_change=skip_change,
+            skip_levels=skip_levels,
         )
     if kind in ("unet_128", "unet_256"):
         num_downs = 7 if kind == "unet_128" else 8
@@ -57,6 +59,7 @@ def make_generator(
             skip_blur=skip_blur,
             skip_filter=skip_filter,
             skip_change=skip_change,
+            skip_levels=skip_levels,
         )
     raise ValueError(f"unknown generator {kind!r}")  # the config and the card only admit GENERATOR_KINDS
 
@@ -78,6 +81,7 @@ def build_generator(model_cfg: ModelConfig, *, input_nc: int | None = None, outp
         model_cfg.skip_blur,
         model_cfg.skip_filter,
         model_cfg.skip_change,
+        model_cfg.skip_levels,
     )
     net = init_weights(net, model_cfg.init_type, model_cfg.init_gain)
     # The plain image skip starts at exactly the identity; with a blurred skip the identity is not on offer, and
@@ -119,4 +123,5 @@ def generator_from_card(card: GeneratorCard) -> nn.Module:
         card.skip_blur,
         card.skip_filter,
         card.skip_change,
+        card.skip_levels,
     )

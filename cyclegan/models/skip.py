@@ -18,6 +18,14 @@ It is a local operation (tiles and video need nothing new), with a fixed kernel 
 added to every channel of the skip, so each pixel keeps the skip's hue (R-G and B-G) and can only be lightened
 or darkened -- flat areas, shading and dark outlines, but no colour from the style domain's palette. The last
 convolution keeps its three channels, so the weights have the same shapes either way.
+
+``model.skip_levels`` (0 = off) puts the skip's lightness into that many flat tones (cel shading), with the soft
+staircase of Winnemoeller, Olsen and Gooch, "Real-Time Video Abstraction" (SIGGRAPH 2006): each step is a smooth
+tanh, so a tone boundary does not jump from frame to frame of a video. It is applied after the smoothing, to the
+mean of the channels (hues kept). The network then finds crisp tone boundaries to outline, not the smooth ramps
+of a smoothed photo (the demo: README, "Flat tones"). Training sees the staircase and passes gradients straight
+through it, as if it were the identity: its own derivative is about zero on each step, which would hide the
+cycle's error from the other generator.
 """
 
 from __future__ import annotations
@@ -35,6 +43,9 @@ from cyclegan.contract.card import SKIP_CHANGES, SKIP_FILTERS
 # by eye on the benchmark's photos: fur and wood become flat areas, the edges between them stay sharp.
 BILATERAL_RANGE_SIGMA = 0.25
 BILATERAL_ITERATIONS = 3
+# The soft staircase's steepness: the tone changes across a bin edge over about half a step (a pixel a quarter of a
+# step from the edge is 92% of the way to its bin's tone, tanh(1.5); at the bin's centre 99.5%, tanh(3)).
+LEVELS_STEEPNESS = 3.0
 
 
 class SkipSource(nn.Module):
@@ -43,8 +54,13 @@ class SkipSource(nn.Module):
     bilateral filter then the blur (``kind="bilateral_gaussian"``: flat areas, and edges the network redraws).
     :meth:`add` adds the network's change to it: all of it (``change="rgb"``) or its lightness (``"luminance"``)."""
 
-    def __init__(self, channels: int, sigma: float = 0.0, kind: str = "gaussian", change: str = "rgb") -> None:
+    def __init__(
+        self, channels: int, sigma: float = 0.0, kind: str = "gaussian", change: str = "rgb", levels: int = 0
+    ) -> None:
         super().__init__()
+        if levels < 0 or levels == 1:
+            raise ValueError(f"the skip's levels must be 0 (off) or at least 2, got {levels}")
+        self.levels = levels
         if kind not in SKIP_FILTERS:
             raise ValueError(f"unknown skip filter {kind!r}: use one of {', '.join(SKIP_FILTERS)}")
         if change not in SKIP_CHANGES:
@@ -66,12 +82,12 @@ class SkipSource(nn.Module):
         if self.bilateral_radius:
             for _ in range(BILATERAL_ITERATIONS):
                 x = bilateral(x, self.bilateral_radius, self.sigma, BILATERAL_RANGE_SIGMA)
-        if not self.radius:
-            return x
-        r = self.radius
-        x = F.pad(x, (r, r, r, r), mode="replicate")  # replicate, unlike reflect, accepts any image size
-        x = F.conv2d(x, self.row_kernel.to(x.dtype), groups=self.channels)
-        return F.conv2d(x, self.column_kernel.to(x.dtype), groups=self.channels)
+        if self.radius:
+            r = self.radius
+            x = F.pad(x, (r, r, r, r), mode="replicate")  # replicate, unlike reflect, accepts any image size
+            x = F.conv2d(x, self.row_kernel.to(x.dtype), groups=self.channels)
+            x = F.conv2d(x, self.column_kernel.to(x.dtype), groups=self.channels)
+        return flat_tones(x, self.levels) if self.levels else x
 
     def add(self, x: torch.Tensor, change: torch.Tensor) -> torch.Tensor:
         """The skip of ``x`` plus the network's ``change``, clamped to the pixel range. With the luminance change the
@@ -101,6 +117,19 @@ def bilateral(x: torch.Tensor, radius: int, sigma: float, range_sigma: float) ->
             denominator = denominator + weight
         x = numerator / denominator
     return x
+
+
+def flat_tones(x: torch.Tensor, levels: int) -> torch.Tensor:
+    """The lightness (mean of the channels, in [-1, 1]) on a soft staircase of ``levels`` tones, the same change
+    added to every channel; gradients pass straight through (module docstring).
+
+    The range is cut into ``levels`` equal bins and each pixel goes to its bin's centre; across a bin edge the
+    tone changes along a tanh (Winnemoeller et al.'s form: the nearest edge plus half a step times the tanh)."""
+    lightness = x.mean(1, keepdim=True)
+    step = 2.0 / levels
+    edge = torch.round((lightness + 1) / step) * step - 1  # the nearest bin edge
+    toned = edge + step / 2 * torch.tanh((lightness - edge) * (2 * LEVELS_STEEPNESS / step))
+    return x + (toned - lightness).detach()
 
 
 @torch.no_grad()
