@@ -41,6 +41,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # variation of the network's change (few strong edges on flat areas instead of a dense texture); the cartoon's
 # 4:3 frames cropped, not squeezed into squares; the skip's lightness in 8 soft tones (cel shading: crisp tone
 # boundaries, which the network outlines).
+# The exported photo -> cartoon model draws dark outlines (`cyclegan export --outlines`, sigma in px) where the
+# colours change: a filter, not learnt (README, "Flat tones"); 1.5 px gives lines about as bold as the cartoon's.
+OUTLINES = 1.5
 RECIPE = [
     "model.upsample=resize",
     "model.global_skip=true",
@@ -286,8 +289,10 @@ def export(plan: DemoPlan) -> None:
 
 
 def _export_args(plan: DemoPlan, direction: str) -> list[str]:
-    """``cyclegan export`` of one direction of the demo's run into its models folder (fp32 unless more is added)."""
-    return _cli("export", plan.run, "--out", plan.models, "--direction", direction, "--exporter", plan.exporter)
+    """``cyclegan export`` of one direction of the demo's run into its models folder (fp32 unless more is added);
+    the photo -> cartoon model draws the cartoon's dark outlines."""
+    args = _cli("export", plan.run, "--out", plan.models, "--direction", direction, "--exporter", plan.exporter)
+    return args + ["--outlines", str(OUTLINES)] if direction == "A2B" else args
 
 
 def export_a2b_with_int8(plan: DemoPlan) -> bool:

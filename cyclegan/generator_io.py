@@ -6,6 +6,7 @@ No pickles anywhere: the card is JSON in the header metadata (key ``"cyclegan"``
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 from pathlib import Path
@@ -106,6 +107,16 @@ def load_generator(path: PathLike, device: str | torch.device = "cpu") -> tuple[
             f"norm={card.norm}): {exc}"
         ) from None
     return module.eval(), card
+
+
+def with_outlines(module: nn.Module, card: GeneratorCard, sigma: float) -> tuple[nn.Module, GeneratorCard]:
+    """The same generator drawing dark outlines of this sigma (px; 0 = none) on its output: the card field
+    ``outlines`` (cyclegan.models.skip), set at export. Needs a generator with the image skip (CardError otherwise)."""
+    inked = dataclasses.replace(card, outlines=sigma)
+    inked.validate()
+    rebuilt = generator_from_card(inked).to(next(module.parameters()).device)
+    rebuilt.load_state_dict(module.state_dict())  # the outlines have no weights: the same keys
+    return rebuilt.eval(), inked
 
 
 def _check_shapes(path: Path, card: GeneratorCard) -> None:

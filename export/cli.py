@@ -84,6 +84,15 @@ from cyclegan.contract.errors import reports_errors
     "does, nothing is written (exit 2).",
 )
 @click.option("--force", is_flag=True, help="Write the best int8 recipe even under --int8-min-psnr (with a warning).")
+@click.option(
+    "--outlines",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Draw dark outlines on the output where the colours change: a soft difference of Gaussians of this sigma "
+    "(px, up to 4; 1-1.5 for cartoons), after the network, written into the model. A filter, not learnt; needs a "
+    "generator trained with model.global_skip=true.",
+)
 @reports_errors
 def export(
     source: Path,
@@ -101,6 +110,7 @@ def export(
     overwrite: bool,
     int8_min_psnr: float,
     force: bool,
+    outlines: float,
 ) -> None:
     """Export SOURCE (a training run folder or one .safetensors generator) to ONNX.
 
@@ -126,6 +136,7 @@ def export(
         overwrite=overwrite,
         int8_min_psnr=int8_min_psnr,
         force=force,
+        outlines=outlines,
     )
     reports = export_source(source, out_dir, options, direction=direction, name=name, echo=click.echo)
     for report in reports:

@@ -6,6 +6,7 @@ checked, and only then renamed into place: a failed check leaves no file behind.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ import onnx
 from torch import nn
 
 from cyclegan.contract import files, runtime
-from cyclegan.contract.card import DIRECTIONS, PRECISIONS, GeneratorCard
+from cyclegan.contract.card import DIRECTIONS, MAX_OUTLINES, PRECISIONS, GeneratorCard
 from cyclegan.contract.files import ensure_writable_dir
 from cyclegan.contract.sizes import round_up
 from cyclegan.contract.tiles import companion_names, needs_stats, tileable
@@ -80,6 +81,7 @@ class ExportOptions:
     overwrite: bool = False  # replace existing .onnx files (otherwise an existing one stops the export)
     int8_min_psnr: float = INT8_MIN_PSNR_DB  # int8 is written only at or above this PSNR against fp32
     force: bool = False  # write int8 under the floor anyway (with a warning)
+    outlines: float = 0.0  # > 0: the exported model draws dark outlines of this sigma (px) on its output
 
     def validate(self) -> None:
         unknown = [p for p in self.precisions if p not in PRECISIONS]
@@ -89,6 +91,8 @@ class ExportOptions:
             raise ExportError(f"--max-side must be > 0, got {self.max_side}")
         if self.opset < 17:
             raise ExportError(f"--opset must be >= 17 (dynamo exporter), got {self.opset}")
+        if not (math.isfinite(self.outlines) and 0 <= self.outlines <= MAX_OUTLINES):
+            raise ExportError(f"--outlines must be a line sigma from 0 to {MAX_OUTLINES:g} px, got {self.outlines}")
         if not (0 <= self.int8_min_psnr < 200):
             raise ExportError(f"--int8-min-psnr must be between 0 and 200 dB, got {self.int8_min_psnr}")
 
@@ -116,6 +120,15 @@ def export_generator(
     """Export one generator file to every requested precision; raises ExportError/ParityError on failure."""
     options.validate()
     module, card = load_source(source)
+    if options.outlines:
+        from cyclegan.generator_io import with_outlines
+
+        if not card.global_skip:
+            raise ExportError(
+                f"--outlines needs a generator with the image skip (trained with model.global_skip=true); "
+                f"{source} ({card.generator}) has none"
+            )
+        module, card = with_outlines(module, card, options.outlines)
     if "int8" in options.precisions:  # fail before the slow part when calibration images are missing or unusable
         calibration_files, held_out_files = quantize.split_held_out(
             quantize.list_calibration_images(options.calibration_dir, None),

@@ -119,6 +119,52 @@ def test_global_skip_generator_exports_with_parity(
     assert card.skip_change == skip_change and card.skip_levels == skip_levels
 
 
+def test_outlines_are_drawn_by_the_exported_model_with_parity(tmp_path: Path) -> None:
+    """export --outlines: the model draws dark lines along an edge, in onnxruntime as in PyTorch, and says so."""
+    model = ModelConfig(
+        generator="resnet_6blocks", ngf=4, upsample="resize", global_skip=True, skip_blur=1.5,
+        skip_filter="bilateral", skip_change="luminance", skip_levels=8,
+    )  # fmt: skip
+    net = build_generator(model)
+    with torch.no_grad():
+        [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)][-1].weight.normal_(0, 0.05)
+    save_generator(tmp_path / "G.safetensors", net, card_from_config(Config(model=model), "A2B"))
+    image = np.full((1, 64, 64, 3), 200, np.uint8)
+    image[:, :, 32:] = (60, 90, 200)  # a light area beside a blue one
+    outputs = {}
+    for sigma in (0.0, 1.5):
+        options = dataclasses.replace(FAST, outlines=sigma)
+        report = export_generator(tmp_path / "G.safetensors", tmp_path / f"out{sigma}", options)
+        assert max(c.max_abs_diff for c in report.parity) < 1e-4
+        stylizer = Stylizer(report.variants[0].path)
+        assert stylizer.card.outlines == sigma
+        outputs[sigma] = stylizer.run_array(image)[0].astype(int).sum(-1)
+    darkening = outputs[1.5] - outputs[0.0]
+    assert darkening[:, 28:36].min() < -150  # a dark line along the edge...
+    assert np.abs(darkening[:, :20]).max() <= 3 and np.abs(darkening[:, 44:]).max() <= 3  # ...and nowhere else
+
+
+@pytest.mark.parametrize(
+    ("global_skip", "outlines", "message"),
+    [
+        (False, "1.5", "--outlines needs a generator with the image skip"),
+        (True, "5", "--outlines must be a line sigma from 0 to 4 px, got 5.0"),
+        (True, "nan", "--outlines must be a line sigma from 0 to 4 px, got nan"),
+    ],
+)
+def test_bad_outlines_are_refused_before_anything_is_written(
+    tmp_path: Path, global_skip: bool, outlines: str, message: str
+) -> None:
+    model = ModelConfig(generator="resnet_6blocks", ngf=4, upsample="resize", global_skip=global_skip)
+    save_generator(tmp_path / "G.safetensors", build_generator(model), card_from_config(Config(model=model), "A2B"))
+    result = CliRunner().invoke(
+        export_command, [str(tmp_path / "G.safetensors"), "--out", str(tmp_path / "out"), "--outlines", outlines]
+    )
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+
+
 def test_dynamic_batch_and_sizes_in_onnxruntime(exported) -> None:
     """A size not used during export or verification, batch 3: same result as PyTorch."""
     from cyclegan.generator_io import load_generator

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from cyclegan.config import Config, ConfigError, ModelConfig
-from cyclegan.contract.card import GENERATOR_KINDS, GeneratorCard
+from cyclegan.contract.card import GENERATOR_KINDS, CardError, GeneratorCard
 from cyclegan.contract.sizes import InputSizeError, check_input_size, pad_centred, size_multiple
-from cyclegan.generator_io import card_from_config
+from cyclegan.generator_io import card_from_config, with_outlines
 from cyclegan.models import build_discriminator, build_generator, generator_from_card, init_weights, make_generator
 from cyclegan.models.skip import SkipSource
 
@@ -351,6 +351,45 @@ def test_skip_levels_tone_the_lightness_and_pass_gradients_through(kind: str) ->
         assert torch.equal(rebuilt(x), net(x))
     with pytest.raises(ValueError, match="levels must be 0"):
         SkipSource(3, 1.0, levels=1)
+
+
+@pytest.mark.parametrize("kind", ["resnet_6blocks", "unet_128"])
+def test_outlines_darken_colour_edges_only_and_pass_gradients_through(kind: str) -> None:
+    """The card's outlines (set at export): a dark line along a change of hue at the same lightness and along a
+    change of lightness, none inside flat areas, the network's output otherwise unchanged; straight-through
+    gradients."""
+    cfg = ModelConfig(
+        generator=kind, ngf=4, upsample="resize", global_skip=True, skip_blur=1.0, skip_filter="bilateral",
+        skip_change="luminance",
+    )  # fmt: skip
+    net = build_generator(cfg)
+    with torch.no_grad():  # a network that changes something, so the lines are drawn on its output
+        [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)][-1].weight.normal_(0, 0.05)
+    net, card = with_outlines(net, card_from_config(Config(model=cfg), "A2B"), 1.0)
+    assert card.outlines == 1.0 and generator_from_card(card).skip_source.outline_radius > 0
+    plain, _ = with_outlines(net, card, 0.0)
+    x = torch.zeros(1, 3, 128, 128)
+    x[:, :, :, :64] = torch.tensor([0.4, -0.2, -0.2]).view(1, 3, 1, 1)  # red on the left...
+    x[:, :, :, 64:] = torch.tensor([-0.2, -0.2, 0.4]).view(1, 3, 1, 1)  # ...blue on the right, the same lightness
+    x[:, :, 96:, :] = 0.8  # and a light band along the bottom
+    x.requires_grad_()
+    lined = net(x)
+    darkening = (lined - plain(x)).mean(1)[0].detach()  # what the outlines did to each pixel's lightness
+    assert darkening[40, 60:68].min() < -0.3  # a dark line along the hue edge...
+    assert darkening[90:100, 30].min() < -0.3  # ...and along the lightness edge
+    flat = torch.ones_like(darkening, dtype=torch.bool)
+    flat[:, 56:72] = False
+    flat[88:104, :] = False
+    assert darkening[flat].abs().max() < 1e-3  # nothing inside the flat areas
+    weights = torch.rand(lined.shape, generator=torch.Generator().manual_seed(0))
+    (lined * weights).sum().backward()
+    plain_x = x.detach().clone().requires_grad_()
+    (plain(plain_x) * weights).sum().backward()
+    assert torch.allclose(x.grad, plain_x.grad, atol=1e-5)  # straight through: the network's gradient alone
+    with pytest.raises(CardError, match="outlines needs global_skip"):
+        with_outlines(build_generator(ModelConfig(generator=kind, ngf=4)), card_from_config(Config(), "A2B"), 1.0)
+    with pytest.raises(ValueError, match="outline sigma must be 0"):
+        SkipSource(3, 1.0, outlines=float("nan"))
 
 
 def test_bilateral_gaussian_skip_is_the_blur_of_the_bilateral_filter() -> None:

@@ -29,6 +29,7 @@ FORMAT = "cyclegan-toolkit/generator@1"
 MAX_SIZE_RULE = 2048
 MAX_SKIP_LEVELS = 64  # tones of the skip's lightness (cyclegan.models.skip); more is a smooth picture again
 MAX_SKIP_BLUR = 16.0  # sigma in pixels of the skip's blur (cyclegan.models.skip); its kernel spans 3 sigma each side
+MAX_OUTLINES = 4.0  # sigma in pixels of the outline filter (cyclegan.models.skip); outer Gaussian: 3 x 1.6 sigma
 
 # The architecture vocabulary: the training config, the model factory and the card all take it from here.
 GeneratorKind = Literal["resnet_9blocks", "resnet_6blocks", "unet_128", "unet_256"]
@@ -71,6 +72,9 @@ class GeneratorCard:
     skip_filter: SkipFilter = "gaussian"  # bilateral(_gaussian): edge-preserving smoothing (then the blur), same sigma
     skip_change: SkipChange = "rgb"  # luminance: one grey change per pixel, added to every channel (hues kept)
     skip_levels: int = 0  # > 0: the skip's lightness in this many flat tones (a soft staircase)
+    # > 0: dark outlines drawn on the output where the skip's smoothing changes colour (a soft difference of
+    # Gaussians, this sigma in px): a filter added at export (`cyclegan export --outlines`), not learnt
+    outlines: float = 0.0
     # Which way it maps and what the domains are called.
     direction: Direction = "A2B"  # A2B (G_A in the paper's code) or B2A (G_B)
     source_domain: str = "A"
@@ -166,6 +170,14 @@ class GeneratorCard:
             )
         if self.skip_levels and not self.global_skip:
             raise CardError("card field skip_levels needs global_skip")
+        if (
+            isinstance(self.outlines, bool)
+            or not isinstance(self.outlines, (int, float))
+            or not 0 <= self.outlines <= MAX_OUTLINES
+        ):
+            raise CardError(f"card field outlines must be from 0 to {MAX_OUTLINES:g}, got {self.outlines!r}")
+        if self.outlines and not self.global_skip:
+            raise CardError("card field outlines needs global_skip")
         if self.global_skip and self.input_nc != self.output_nc:
             raise CardError(
                 f"card: global_skip needs as many output as input channels, got {self.input_nc} -> {self.output_nc}"

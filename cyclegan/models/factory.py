@@ -27,6 +27,7 @@ def make_generator(
     skip_filter: str = "gaussian",
     skip_change: str = "rgb",
     skip_levels: int = 0,
+    outlines: float = 0.0,
 ) -> nn.Module:
     """The bare architecture (PyTorch default init); ``kind`` is one of ``contract.card.GENERATOR_KINDS``."""
     if kind in ("resnet_9blocks", "resnet_6blocks"):
@@ -44,6 +45,7 @@ def make_generator(
             skip_filter=skip_filter,
             skip_change=skip_change,
             skip_levels=skip_levels,
+            outlines=outlines,
         )
     if kind in ("unet_128", "unet_256"):
         num_downs = 7 if kind == "unet_128" else 8
@@ -60,6 +62,7 @@ def make_generator(
             skip_filter=skip_filter,
             skip_change=skip_change,
             skip_levels=skip_levels,
+            outlines=outlines,
         )
     raise ValueError(f"unknown generator {kind!r}")  # the config and the card only admit GENERATOR_KINDS
 
@@ -124,4 +127,5 @@ def generator_from_card(card: GeneratorCard) -> nn.Module:
         card.skip_filter,
         card.skip_change,
         card.skip_levels,
+        outlines=card.outlines,
     )

@@ -57,10 +57,11 @@ class ResnetGenerator(nn.Module):
         skip_filter: str = "gaussian",
         skip_change: str = "rgb",
         skip_levels: int = 0,
+        outlines: float = 0.0,
     ) -> None:
         super().__init__()
         self.global_skip = global_skip  # see .skip
-        self.skip_source = SkipSource(input_nc, skip_blur, skip_filter, skip_change, skip_levels)
+        self.skip_source = SkipSource(input_nc, skip_blur, skip_filter, skip_change, skip_levels, outlines)
         if n_blocks < 0:
             raise ValueError(f"n_blocks must be >= 0, got {n_blocks}")
         self.kind = f"resnet_{n_blocks}blocks"

@@ -26,6 +26,12 @@ mean of the channels (hues kept). The network then finds crisp tone boundaries t
 of a smoothed photo (the demo: README, "Flat tones"). Training sees the staircase and passes gradients straight
 through it, as if it were the identity: its own derivative is about zero on each step, which would hide the
 cycle's error from the other generator.
+
+The card's ``outlines`` (0 = off; set by ``cyclegan export --outlines``, never in training) draws dark outlines on
+the output where the skip's smoothing changes colour: the third step of the same paper's abstraction, a soft
+difference of Gaussians (Marr-Hildreth), here per channel so that a change of hue at the same lightness (a red
+saucer on brown wood) is outlined too. A filter, not learnt: drawn on the skip for training, the network learnt to
+answer the lines with light streaks (README, "Flat tones").
 """
 
 from __future__ import annotations
@@ -46,20 +52,38 @@ BILATERAL_ITERATIONS = 3
 # The soft staircase's steepness: the tone changes across a bin edge over about half a step (a pixel a quarter of a
 # step from the edge is 92% of the way to its bin's tone, tanh(1.5); at the bin's centre 99.5%, tanh(3)).
 LEVELS_STEEPNESS = 3.0
+# The outlines, in Winnemoeller et al.'s units (each channel 0-100): a pixel darkens where the inner Gaussian is below
+# OUTLINE_THRESHOLD times the outer one (sigma x OUTLINE_RATIO), by the factor 1 + tanh(OUTLINE_SHARPNESS x the
+# difference); the darkest channel's factor darkens the pixel. Threshold and ratio are the paper's; the sharpness
+# (its 0.75-5) and the per-channel edges were chosen by eye on the demo's photos, against lightness-only edges
+# (the saucer's rim left out) and sharper lines (fur turned into dots).
+OUTLINE_RATIO = 1.6
+OUTLINE_THRESHOLD = 0.98
+OUTLINE_SHARPNESS = 1.0
 
 
 class SkipSource(nn.Module):
     """What the skip adds the network's output to: the input itself (``sigma == 0``) or a smoothing of it: a
     Gaussian blur (``kind="gaussian"``), an edge-preserving bilateral filter (``kind="bilateral"``), or the
     bilateral filter then the blur (``kind="bilateral_gaussian"``: flat areas, and edges the network redraws).
-    :meth:`add` adds the network's change to it: all of it (``change="rgb"``) or its lightness (``"luminance"``)."""
+    :meth:`add` adds the network's change to it: all of it (``change="rgb"``) or its lightness (``"luminance"``).
+    ``levels`` puts the skip's lightness into flat tones; ``outlines`` (a sigma in px) draws dark lines on the sum.
+    """
 
     def __init__(
-        self, channels: int, sigma: float = 0.0, kind: str = "gaussian", change: str = "rgb", levels: int = 0
+        self,
+        channels: int,
+        sigma: float = 0.0,
+        kind: str = "gaussian",
+        change: str = "rgb",
+        levels: int = 0,
+        outlines: float = 0.0,
     ) -> None:
         super().__init__()
         if levels < 0 or levels == 1:
             raise ValueError(f"the skip's levels must be 0 (off) or at least 2, got {levels}")
+        if not outlines >= 0:
+            raise ValueError(f"the skip's outline sigma must be 0 (off) or more, got {outlines}")
         self.levels = levels
         if kind not in SKIP_FILTERS:
             raise ValueError(f"unknown skip filter {kind!r}: use one of {', '.join(SKIP_FILTERS)}")
@@ -71,30 +95,46 @@ class SkipSource(nn.Module):
         self.channels, self.sigma = channels, sigma
         self.bilateral_radius = math.ceil(sigma) if kind != "gaussian" else 0
         self.radius = 0 if kind == "bilateral" else (math.ceil(3 * sigma) if sigma > 0 else 0)  # the blur's
-        t = torch.arange(-self.radius, self.radius + 1, dtype=torch.float32)
-        kernel = torch.exp(-(t**2) / (2 * sigma**2)) if self.radius else torch.ones(1)
-        kernel = (kernel / kernel.sum()).repeat(channels, 1)  # one separable kernel per channel
-        # Buffers, not weights: kept out of the state dict, so saved generators have the same keys either way.
-        self.register_buffer("row_kernel", kernel.view(channels, 1, 1, -1).clone(), persistent=False)
-        self.register_buffer("column_kernel", kernel.view(channels, 1, -1, 1).clone(), persistent=False)
+        self.outline_radius = math.ceil(3 * OUTLINE_RATIO * outlines) if outlines > 0 else 0
+        kernels = {
+            "blur": gaussian_kernel(sigma, self.radius),
+            # the outlines' inner and outer Gaussian, both as long as the outer one
+            "outline_inner": gaussian_kernel(outlines, self.outline_radius, math.ceil(3 * outlines)),
+            "outline_outer": gaussian_kernel(OUTLINE_RATIO * outlines, self.outline_radius),
+        }
+        # Buffers, not weights: kept out of the state dict, so saved generators have the same keys either way. One
+        # separable kernel per channel, shaped for conv2d (the ONNX exporters need the shapes fixed).
+        for name, kernel in kernels.items():
+            kernel = kernel.repeat(channels, 1)
+            self.register_buffer(f"{name}_rows", kernel.view(channels, 1, 1, -1).clone(), persistent=False)
+            self.register_buffer(f"{name}_columns", kernel.view(channels, 1, -1, 1).clone(), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        smoothed = self.smooth(x)
+        return flat_tones(smoothed, self.levels) if self.levels else smoothed
+
+    def smooth(self, x: torch.Tensor) -> torch.Tensor:
         if self.bilateral_radius:
             for _ in range(BILATERAL_ITERATIONS):
                 x = bilateral(x, self.bilateral_radius, self.sigma, BILATERAL_RANGE_SIGMA)
         if self.radius:
-            r = self.radius
-            x = F.pad(x, (r, r, r, r), mode="replicate")  # replicate, unlike reflect, accepts any image size
-            x = F.conv2d(x, self.row_kernel.to(x.dtype), groups=self.channels)
-            x = F.conv2d(x, self.column_kernel.to(x.dtype), groups=self.channels)
-        return flat_tones(x, self.levels) if self.levels else x
+            x = separable_blur(x, self.blur_rows, self.blur_columns)
+        return x
 
     def add(self, x: torch.Tensor, change: torch.Tensor) -> torch.Tensor:
         """The skip of ``x`` plus the network's ``change``, clamped to the pixel range. With the luminance change the
         channels' mean change goes to every channel, so the differences between channels -- the hues -- stay."""
         if self.luminance_change:
             change = change.mean(1, keepdim=True)
-        return (self(x) + change).clamp(-1.0, 1.0)
+        smoothed = self.smooth(x)
+        skip = flat_tones(smoothed, self.levels) if self.levels else smoothed
+        out = (skip + change).clamp(-1.0, 1.0)
+        if not self.outline_radius:
+            return out
+        units = (smoothed + 1) * 50  # Winnemoeller et al.'s 0-100
+        inner = separable_blur(units, self.outline_inner_rows, self.outline_inner_columns)
+        outer = separable_blur(units, self.outline_outer_rows, self.outline_outer_columns)
+        return outlined(out, inner - OUTLINE_THRESHOLD * outer)
 
 
 def bilateral(x: torch.Tensor, radius: int, sigma: float, range_sigma: float) -> torch.Tensor:
@@ -117,6 +157,32 @@ def bilateral(x: torch.Tensor, radius: int, sigma: float, range_sigma: float) ->
             denominator = denominator + weight
         x = numerator / denominator
     return x
+
+
+def gaussian_kernel(sigma: float, radius: int, support: int | None = None) -> torch.Tensor:
+    """A normalised 1-D Gaussian of ``2 * radius + 1`` taps, zero beyond ``support`` taps from the centre (default:
+    the whole length); a single 1 when ``radius`` is 0."""
+    if not radius:
+        return torch.ones(1)
+    t = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    kernel = torch.exp(-(t**2) / (2 * sigma**2)) * (t.abs() <= (radius if support is None else support))
+    return kernel / kernel.sum()
+
+
+def separable_blur(x: torch.Tensor, rows: torch.Tensor, columns: torch.Tensor) -> torch.Tensor:
+    """Each channel of ``x`` convolved with its kernel along the rows, then the columns (edges replicated)."""
+    r = rows.shape[-1] // 2
+    x = F.pad(x, (r, r, r, r), mode="replicate")  # replicate, unlike reflect, accepts any image size
+    x = F.conv2d(x, rows.to(x.dtype), groups=rows.shape[0])
+    return F.conv2d(x, columns.to(x.dtype), groups=rows.shape[0])
+
+
+def outlined(drawn: torch.Tensor, difference: torch.Tensor) -> torch.Tensor:
+    """``drawn`` (in [-1, 1]) darkened where the per-channel difference of Gaussians is negative, the darkest
+    channel's factor to the whole pixel; gradients pass straight through it."""
+    darkening = (1 + torch.tanh(OUTLINE_SHARPNESS * difference.clamp(max=0))).amin(1, keepdim=True)
+    lined = (drawn + 1) * darkening - 1
+    return drawn + (lined - drawn).detach()
 
 
 def flat_tones(x: torch.Tensor, levels: int) -> torch.Tensor:

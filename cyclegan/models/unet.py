@@ -82,10 +82,11 @@ class UnetGenerator(nn.Module):
         skip_filter: str = "gaussian",
         skip_change: str = "rgb",
         skip_levels: int = 0,
+        outlines: float = 0.0,
     ) -> None:
         super().__init__()
         self.global_skip = global_skip  # see .skip
-        self.skip_source = SkipSource(input_nc, skip_blur, skip_filter, skip_change, skip_levels)
+        self.skip_source = SkipSource(input_nc, skip_blur, skip_filter, skip_change, skip_levels, outlines)
         if num_downs < 5:
             raise ValueError(f"num_downs must be >= 5, got {num_downs}")
         self.kind = f"unet_{2**num_downs}"
