@@ -15,6 +15,9 @@ held-out photos and is scored against the ground truth:
   a tenth of the picture);
 * the checkerboard score (``cyclegan.evaluation.scores``): stride-2 spectral energy of the output relative to the
   photo's; about 1 is clean, a grid shows as clearly more;
+* every variant with the image skip is scored twice: as trained, and as exported with the demo's outlines
+  (``cyclegan export --outlines``, a filter drawn on the output), next to the demo's skip (bilateral, 8 tones)
+  alone with those outlines;
 * the flatness (share of flat pixels; the ground truth's is printed with the identity row) and the colour shift
   from the photo (palette drift at a 4 px blur, 0-255; the ground truth's own shift, from its four levels per
   channel, is printed too): the scores ``cyclegan eval`` gives any stylization, read here against a known answer.
@@ -44,6 +47,7 @@ sys.path.insert(0, str(REPO))
 from cyclegan.contract.card import SKIP_FILTERS  # noqa: E402
 from cyclegan.contract.images import open_image, save_image, to_rgb  # noqa: E402
 from cyclegan.contract.runtime import cpu_model  # noqa: E402
+from cyclegan.demo import OUTLINES as DEMO_OUTLINES  # noqa: E402
 from cyclegan.demo import RECIPE as DEMO_RECIPE  # noqa: E402
 from cyclegan.demo_assets import photo_crops, shipped_photo  # noqa: E402
 from cyclegan.evaluation.scores import checkerboard_score, colour_shift, flatness, mae, psnr  # noqa: E402
@@ -265,12 +269,27 @@ def score_images(model, data: Path, save_to: Path | None = None) -> dict[str, fl
     return dict(zip(COLUMNS, np.mean(rows, axis=0).tolist()))
 
 
-def score_variant(run: Path, data: Path, save_to: Path | None) -> dict[str, float]:
-    """G_A of the run on every held-out photo."""
-    from cyclegan.generator_io import load_generator
+def score_variant(run: Path, data: Path, save_to: Path | None, outlines: float = 0.0) -> dict[str, float] | None:
+    """G_A of the run on every held-out photo, drawing ``outlines`` as ``cyclegan export --outlines`` does (None:
+    the generator has no image skip to draw them with)."""
+    from cyclegan.generator_io import load_generator, with_outlines
 
-    generator, _ = load_generator(run / "generators" / "A2B.safetensors")
+    generator, card = load_generator(run / "generators" / "A2B.safetensors")
+    if outlines:
+        if not card.global_skip:
+            return None
+        generator, _ = with_outlines(generator, card, outlines)
     return score_images(generator, data, save_to)
+
+
+def demo_skip_with_outlines(data: Path) -> dict[str, float]:
+    """The demo's skip alone (bilateral, sigma 3, 8 tones), no network, with the demo's outlines."""
+    import torch
+
+    from cyclegan.models.skip import SkipSource
+
+    skip = SkipSource(3, 3.0, "bilateral", "luminance", levels=8, outlines=DEMO_OUTLINES)
+    return score_images(lambda x: skip.add(x, torch.zeros_like(x)), data)
 
 
 def skip_baseline(data: Path, kind: str) -> dict[str, float]:
@@ -330,6 +349,9 @@ def main() -> None:
         name = f"{kind} skip alone"
         results[name] = {**skip_baseline(data, kind), "seconds": 0.0}
         print_row(name, 0, results[name])
+    name = f"demo skip alone + outlines {DEMO_OUTLINES:g}"
+    results[name] = {**demo_skip_with_outlines(data), "seconds": 0.0}
+    print_row(name, 0, results[name])
     for name in names:
         run = work / "runs" / name
         timing = run / "train_seconds.txt"
@@ -341,6 +363,12 @@ def main() -> None:
         row = {**score_variant(run, data, work / "outputs" / name), "seconds": seconds}
         results[name] = row
         print_row(name, args.steps, row)
+        inked = score_variant(run, data, work / "outputs" / f"{name}+outlines", DEMO_OUTLINES)
+        if inked is not None:
+            results[f"{name} + outlines {DEMO_OUTLINES:g}"] = {**inked, "seconds": seconds}
+            print_row(
+                f"{name} + outlines {DEMO_OUTLINES:g}", args.steps, results[f"{name} + outlines {DEMO_OUTLINES:g}"]
+            )
     if args.json:
         from cyclegan.contract.files import write_text_atomic
 
