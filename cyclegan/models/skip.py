@@ -111,7 +111,9 @@ class SkipSource(nn.Module):
             self.register_buffer(f"{name}_columns", kernel.view(channels, 1, -1, 1).clone(), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        smoothed = self.smooth(x)
+        return self.toned(self.smooth(x))
+
+    def toned(self, smoothed: torch.Tensor) -> torch.Tensor:
         return flat_tones(smoothed, self.levels) if self.levels else smoothed
 
     def smooth(self, x: torch.Tensor) -> torch.Tensor:
@@ -128,8 +130,7 @@ class SkipSource(nn.Module):
         if self.luminance_change:
             change = change.mean(1, keepdim=True)
         smoothed = self.smooth(x)
-        skip = flat_tones(smoothed, self.levels) if self.levels else smoothed
-        out = (skip + change).clamp(-1.0, 1.0)
+        out = (self.toned(smoothed) + change).clamp(-1.0, 1.0)
         if not self.outline_radius:
             return out
         units = (smoothed + 1) * 50  # Winnemoeller et al.'s 0-100
