@@ -365,10 +365,9 @@ def main() -> None:
         print_row(name, args.steps, row)
         inked = score_variant(run, data, work / "outputs" / f"{name}+outlines", DEMO_OUTLINES)
         if inked is not None:
-            results[f"{name} + outlines {DEMO_OUTLINES:g}"] = {**inked, "seconds": seconds}
-            print_row(
-                f"{name} + outlines {DEMO_OUTLINES:g}", args.steps, results[f"{name} + outlines {DEMO_OUTLINES:g}"]
-            )
+            inked_name = f"{name} + outlines {DEMO_OUTLINES:g}"
+            results[inked_name] = {**inked, "seconds": seconds}
+            print_row(inked_name, args.steps, results[inked_name])
     if args.json:
         from cyclegan.contract.files import write_text_atomic
 

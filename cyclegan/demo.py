@@ -42,7 +42,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # 4:3 frames cropped, not squeezed into squares; the skip's lightness in 8 soft tones (cel shading: crisp tone
 # boundaries, which the network outlines).
 # The exported photo -> cartoon model draws dark outlines (`cyclegan export --outlines`, sigma in px) where the
-# colours change: a filter, not learnt (README, "Flat tones"); 1.5 px gives lines about as bold as the cartoon's.
+# colours change: a filter, not learnt (README, "Flat tones and outlines"); 1.5 px gives lines about as bold as the
+# cartoon's.
 OUTLINES = 1.5
 RECIPE = [
     "model.upsample=resize",

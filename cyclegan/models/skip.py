@@ -23,7 +23,7 @@ convolution keeps its three channels, so the weights have the same shapes either
 staircase of Winnemoeller, Olsen and Gooch, "Real-Time Video Abstraction" (SIGGRAPH 2006): each step is a smooth
 tanh, so a tone boundary does not jump from frame to frame of a video. It is applied after the smoothing, to the
 mean of the channels (hues kept). The network then finds crisp tone boundaries to outline, not the smooth ramps
-of a smoothed photo (the demo: README, "Flat tones"). Training sees the staircase and passes gradients straight
+of a smoothed photo (README, "Flat tones and outlines"). Training sees the staircase and passes gradients straight
 through it, as if it were the identity: its own derivative is about zero on each step, which would hide the
 cycle's error from the other generator.
 
@@ -31,7 +31,7 @@ The card's ``outlines`` (0 = off; set by ``cyclegan export --outlines``, never i
 the output where the skip's smoothing changes colour: the third step of the same paper's abstraction, a soft
 difference of Gaussians (Marr-Hildreth), here per channel so that a change of hue at the same lightness (a red
 saucer on brown wood) is outlined too. A filter, not learnt: drawn on the skip for training, the network learnt to
-answer the lines with light streaks (README, "Flat tones").
+answer the lines with light streaks (README, "Flat tones and outlines").
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ class SkipSource(nn.Module):
         self.luminance_change = change == "luminance"
         if kind != "gaussian" and not sigma:
             raise ValueError(f"the {kind} skip needs a spatial sigma > 0")
-        self.channels, self.sigma = channels, sigma
+        self.sigma = sigma
         self.bilateral_radius = math.ceil(sigma) if kind != "gaussian" else 0
         self.radius = 0 if kind == "bilateral" else (math.ceil(3 * sigma) if sigma > 0 else 0)  # the blur's
         self.outline_radius = math.ceil(3 * OUTLINE_RATIO * outlines) if outlines > 0 else 0
